@@ -1,0 +1,1618 @@
+#!/usr/bin/env python3
+"""claude-ops: runs Claude Code sessions against a homelab, on a schedule and on demand, and shows
+them live in a browser dashboard. One process: a gevent WSGI server and one scheduler greenlet."""
+
+# gevent must patch the standard library before anything else imports it: Bottle builds its
+# thread-locals at import time, and they must be greenlet-locals.
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse
+import base64
+import datetime
+import errno
+import hmac
+import html
+import ipaddress
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, fields
+
+import bottle
+import gevent
+import gevent.event
+import gevent.pywsgi
+import gevent.queue
+import gevent.subprocess
+
+log = logging.getLogger("claude-ops")
+
+HERE = os.path.dirname(os.path.abspath(sys.argv[0] if getattr(sys, "frozen", False) else __file__))
+if HERE.endswith(".pyz") or HERE.endswith(".zip"):
+    HERE = os.path.dirname(HERE)
+
+
+# Config #############################################################################################
+# Every setting: its environment variable, its flag, its default, and how its text becomes a value.
+# `Config` is one frozen object; nothing below reads the environment for settings.
+
+DEFAULT_ALLOWED_TOOLS = "Bash,Read,Grep,Glob,Task,WebFetch,WebSearch"
+DEFAULT_DISALLOWED_TOOLS = ",".join(
+    f"Bash({command}:*)"
+    for command in (
+        "docker restart", "docker start", "docker stop", "docker compose up", "docker compose down",
+        "docker compose restart", "docker compose pull", "docker-compose up", "docker-compose down",
+        "docker-compose restart", "systemctl restart", "systemctl start", "systemctl stop",
+        "systemctl reload", "service", "kubectl rollout", "kubectl delete", "kubectl apply",
+        "helm upgrade", "helm install", "ansible-playbook", "git push", "reboot", "shutdown",
+        "poweroff",
+    )
+)
+
+BUILT_IN_PROMPT = """\
+Check the health of this homelab.
+
+1. Discover the services that run here: containers (docker ps), systemd units, and anything the
+   environment context or the hosts' configuration names. Keep the list short and concrete.
+2. Check each service the way its users would notice a fault: is it running, does its HTTP endpoint
+   or port answer, do its recent logs show errors, is its disk or memory close to full.
+3. Read the cooldown file named in the environment context. For every service you checked, record
+   its `status` (healthy, degraded or down), `last_checked` (UTC ISO 8601) and
+   `consecutive_healthy` (one more than before when healthy, else 0). Record every restart or
+   redeployment you make there too, with its timestamp, whether it succeeded, and the error if not.
+4. Only if a service is down, this is not a dry run, your tools allow it, and the cooldown limits
+   are not reached, try the smallest fix (a restart). Otherwise say what an operator should do.
+5. End with a short plain summary: what is healthy, what is not, what you did, what needs a human.
+"""
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; its message names the setting."""
+
+
+def parse_seconds(text):
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"must be a whole number of seconds, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"must be at least 1 second, got {value}")
+    return value
+
+
+def parse_days(text):
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"must be a whole number of days, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"must be at least 1 day, got {value}")
+    return value
+
+
+def parse_port(text):
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"must be a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be a port number from 0 to 65535, got {value}")
+    return value
+
+
+def parse_bool(text):
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {text!r}")
+
+
+def parse_text(text):
+    return text.strip()
+
+
+def parse_optional_text(text):
+    return text or None
+
+
+def parse_host_list(text):
+    return tuple(name.strip().lower().rstrip(".") for name in text.split(",") if name.strip())
+
+
+def parse_prompt_file(text):
+    path = os.path.abspath(text.strip())
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file: {path}")
+    try:
+        with open(path, encoding="utf-8") as prompt:
+            if not prompt.read().strip():
+                raise ValueError(f"the file is empty: {path}")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    return path
+
+
+@dataclass(frozen=True)
+class Setting:
+    field: str
+    env: str
+    default: str | None
+    parse: object
+    help: str
+
+    @property
+    def flag(self):
+        return "--" + self.env.removeprefix("CLAUDEOPS_").lower().replace("_", "-")
+
+
+SETTINGS = [
+    Setting("interval_s", "CLAUDEOPS_INTERVAL", "3600", parse_seconds,
+            "seconds from the end of one scheduled session to the start of the next"),
+    Setting("run_on_start", "CLAUDEOPS_RUN_ON_START", "true", parse_bool,
+            "run a scheduled session at start-up"),
+    Setting("prompt_file", "CLAUDEOPS_PROMPT", None, parse_prompt_file,
+            "file with the scheduled session's prompt (default: the built-in prompt)"),
+    Setting("model", "CLAUDEOPS_TIER1_MODEL", "haiku", parse_text,
+            "model for every session, an alias (haiku, sonnet, opus) or a model id"),
+    Setting("allowed_tools", "CLAUDEOPS_ALLOWED_TOOLS", DEFAULT_ALLOWED_TOOLS, parse_text,
+            "tools the agent may use without asking (--allowedTools)"),
+    Setting("disallowed_tools", "CLAUDEOPS_DISALLOWED_TOOLS", DEFAULT_DISALLOWED_TOOLS, parse_text,
+            "tools the agent may never use (--disallowedTools; default: restarts, deploys, pushes)"),
+    Setting("dry_run", "CLAUDEOPS_DRY_RUN", "false", parse_bool,
+            "tell the agent not to change anything"),
+    Setting("state_dir", "CLAUDEOPS_STATE_DIR", os.path.join(HERE, "state"), os.path.abspath,
+            "folder of claudeops.db and cooldown.json"),
+    Setting("results_dir", "CLAUDEOPS_RESULTS_DIR", os.path.join(HERE, "results"), os.path.abspath,
+            "folder of the session log files"),
+    Setting("host", "CLAUDEOPS_DASHBOARD_HOST", "127.0.0.1", parse_text,
+            "address the dashboard listens on"),
+    Setting("port", "CLAUDEOPS_DASHBOARD_PORT", "8080", parse_port,
+            "port the dashboard listens on"),
+    Setting("password", "CLAUDEOPS_DASHBOARD_PASSWORD", None, parse_optional_text,
+            "when set, HTTP Basic auth (any user name) on everything but /api/v1/health; "
+            "prefer the environment variable, a flag shows in ps"),
+    Setting("allowed_hosts", "CLAUDEOPS_ALLOWED_HOSTS", "", parse_host_list,
+            "comma-separated extra host names the dashboard answers to"),
+    Setting("session_timeout_s", "CLAUDEOPS_SESSION_TIMEOUT", "1800", parse_seconds,
+            "seconds before a session is stopped and marked timeout"),
+    Setting("retention_days", "CLAUDEOPS_RETENTION_DAYS", "30", parse_days,
+            "log files of sessions older than this are deleted (their rows stay)"),
+    Setting("claude_bin", "CLAUDEOPS_CLAUDE_BIN", "claude", parse_text,
+            "the Claude Code CLI to run, looked up on PATH"),
+]
+
+
+@dataclass(frozen=True)
+class Config:
+    interval_s: int = 3600
+    run_on_start: bool = True
+    prompt_file: str | None = None
+    model: str = "haiku"
+    allowed_tools: str = DEFAULT_ALLOWED_TOOLS
+    disallowed_tools: str = DEFAULT_DISALLOWED_TOOLS
+    dry_run: bool = False
+    state_dir: str = os.path.join(HERE, "state")
+    results_dir: str = os.path.join(HERE, "results")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    password: str | None = None
+    allowed_hosts: tuple = ()
+    session_timeout_s: int = 1800
+    retention_days: int = 30
+    claude_bin: str = "claude"
+
+
+assert [s.field for s in SETTINGS] == [f.name for f in fields(Config)]
+
+
+def argument_parser():
+    parser = argparse.ArgumentParser(
+        prog="claude_ops.py",
+        description="Runs Claude Code sessions against a homelab on a schedule and on demand, "
+        "and serves a live dashboard. Every flag has an environment variable; the flag wins.",
+    )
+    for setting in SETTINGS:
+        default = "unset" if setting.default is None else (setting.default or "none")
+        if setting.env == "CLAUDEOPS_DISALLOWED_TOOLS":
+            default = "a block-list of restarts, deploys and pushes"
+        parser.add_argument(setting.flag, dest=setting.field, metavar="VALUE",
+                            help=f"{setting.help} [env {setting.env}; default: {default}]")
+    return parser
+
+
+def load_config(argv, environ):
+    """The config from flags over environment over defaults; ConfigError names a bad setting."""
+    flags = argument_parser().parse_args(argv)
+    values = {}
+    for setting in SETTINGS:
+        text = getattr(flags, setting.field)
+        source = setting.flag
+        if text is None:
+            text, source = environ.get(setting.env), setting.env
+        if text is None:
+            text = setting.default
+        if text is None:
+            continue
+        try:
+            values[setting.field] = setting.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{source} {exc}") from None
+    return Config(**values)
+
+
+def read_resource(relative_path):
+    """A file of the program (a template, a static file) as bytes. Through the module's loader, so
+    that it is found beside claude_ops.py and inside a one-file zip bundle alike."""
+    loader = globals().get("__loader__")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), relative_path)
+    if loader is not None and hasattr(loader, "get_data"):
+        return loader.get_data(path)
+    with open(path, "rb") as resource:
+        return resource.read()
+
+
+class Templates:
+    """SimpleTemplates compiled once. A page includes a partial by calling `partial(name, ...)`,
+    the same function the handlers use for htmx fragments and the hub for SSE messages."""
+
+    def __init__(self, **defaults):
+        self.compiled = {}
+        self.defaults = dict(defaults, partial=self.render)
+
+    def render(self, name, **values):
+        template = self.compiled.get(name)
+        if template is None:
+            source = read_resource(f"templates/{name}.tpl").decode("utf-8")
+            template = self.compiled[name] = bottle.SimpleTemplate(source=source, noescape=False)
+        return template.render(**self.defaults, **values)
+
+
+# Database ###########################################################################################
+# The SQLite file, its migrations and every query the app makes (nothing else touches SQL), and the
+# agent's own cooldown.json, which the app creates once and then only reads.
+
+MIGRATIONS = [
+    """
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tier INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        prompt_file TEXT,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        exit_code INTEGER,
+        log_file TEXT,
+        context TEXT
+    );
+    """,
+    """
+    ALTER TABLE sessions ADD COLUMN response TEXT;
+    ALTER TABLE sessions ADD COLUMN cost_usd REAL;
+    ALTER TABLE sessions ADD COLUMN num_turns INTEGER;
+    ALTER TABLE sessions ADD COLUMN duration_ms INTEGER;
+    """,
+    """
+    ALTER TABLE sessions ADD COLUMN trigger TEXT NOT NULL DEFAULT 'scheduled';
+    ALTER TABLE sessions ADD COLUMN prompt_text TEXT;
+    """,
+    """
+    ALTER TABLE sessions ADD COLUMN error TEXT;
+    CREATE INDEX sessions_started_at ON sessions (started_at);
+    """,
+]
+
+SESSION_PAGE_SIZE = 50
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
+class Store:
+    """The one SQLite connection. All greenlets share it; none yields inside a query."""
+
+    def __init__(self, path):
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.migrate()
+
+    def migrate(self):
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+            # executescript commits any open transaction first, so each migration carries its own
+            # BEGIN ... COMMIT with the version bump inside: it applies whole or not at all.
+            try:
+                self.db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+            except sqlite3.Error:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            log.info("database migrated to version %d", number)
+
+    def close(self):
+        self.db.close()
+
+    def insert_session(self, *, trigger, prompt_text, prompt_file, model, context, started_at):
+        cursor = self.db.execute(
+            "INSERT INTO sessions (tier, model, prompt_file, status, started_at, context, trigger,"
+            " prompt_text) VALUES (1, ?, ?, 'running', ?, ?, ?, ?)",
+            (model, prompt_file, started_at, context, trigger, prompt_text),
+        )
+        return cursor.lastrowid
+
+    def update_session(self, session_id, **columns):
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        self.db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?",
+                        (*columns.values(), session_id))
+
+    def session(self, session_id):
+        row = self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return dict(row) if row else None
+
+    def latest_session(self):
+        row = self.db.execute("SELECT * FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
+        return dict(row) if row else None
+
+    def sessions_page(self, before_id=None, limit=SESSION_PAGE_SIZE):
+        """Newest first, keyset-paginated on id, so a page costs the same at any depth."""
+        if before_id is None:
+            rows = self.db.execute("SELECT * FROM sessions ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self.db.execute("SELECT * FROM sessions WHERE id < ? ORDER BY id DESC LIMIT ?",
+                                   (before_id, limit))
+        return [dict(row) for row in rows]
+
+    def interrupt_running(self, reason):
+        """Rows a dead process left `running`; returns their ids."""
+        ids = [row[0] for row in self.db.execute("SELECT id FROM sessions WHERE status = 'running'")]
+        self.db.execute("UPDATE sessions SET status = 'interrupted', error = ?, ended_at = ?"
+                        " WHERE status = 'running'", (reason, iso(utc_now())))
+        return ids
+
+    def logs_started_before(self, cutoff):
+        return [dict(row) for row in self.db.execute(
+            "SELECT id, log_file FROM sessions WHERE started_at < ? AND log_file IS NOT NULL"
+            " AND status != 'running'", (iso(cutoff),))]
+
+
+EMPTY_COOLDOWN = {"services": {}, "last_run": None, "last_daily_digest": None}
+RESTART_WINDOW = datetime.timedelta(hours=4)
+RESTART_LIMIT = 2
+REDEPLOY_WINDOW = datetime.timedelta(hours=24)
+REDEPLOY_LIMIT = 1
+
+
+def ensure_cooldown_file(path):
+    if not os.path.exists(path):
+        with open(path, "w", encoding="utf-8") as cooldown:
+            json.dump(EMPTY_COOLDOWN, cooldown)
+
+
+@dataclass
+class ServiceCooldown:
+    name: str
+    status: str
+    last_checked: str | None
+    consecutive_healthy: int
+    restarts_recent: int
+    redeployments_recent: int
+    restarts: list
+    redeployments: list
+
+
+def read_cooldowns(path, now=None):
+    """The agent's cooldown.json as (services, problem): a file that cannot be read or makes no
+    sense gives no services and a problem to show, never an exception."""
+    now = now or utc_now()
+    try:
+        with open(path, encoding="utf-8") as cooldown:
+            state = json.load(cooldown)
+        services = state["services"]
+        if not isinstance(services, dict):
+            raise TypeError("services is not an object")
+    except FileNotFoundError:
+        return [], "cooldown.json does not exist yet."
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [], f"cooldown.json cannot be read: {exc}"
+    views = []
+    for name, service in sorted(services.items()):
+        service = service if isinstance(service, dict) else {}
+        restarts = [r for r in service.get("restarts") or [] if isinstance(r, dict)]
+        redeployments = [r for r in service.get("redeployments") or [] if isinstance(r, dict)]
+        views.append(ServiceCooldown(
+            name=str(name), status=str(service.get("status") or "unknown"),
+            last_checked=service.get("last_checked") if isinstance(
+                service.get("last_checked"), str) else None,
+            consecutive_healthy=number_or_none(service.get("consecutive_healthy")) or 0,
+            restarts_recent=count_since(restarts, now - RESTART_WINDOW),
+            redeployments_recent=count_since(redeployments, now - REDEPLOY_WINDOW),
+            restarts=restarts, redeployments=redeployments))
+    return views, None
+
+
+def number_or_none(value):
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def count_since(records, since):
+    count = 0
+    for record in records:
+        try:
+            moment = datetime.datetime.fromisoformat(str(record.get("timestamp")).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        if moment >= since:
+            count += 1
+    return count
+# Hub ################################################################################################
+# A running session's transcript: its log file, its line count, and the browsers that follow it.
+# A line is rendered once and handed to every subscriber's bounded queue; a stalled one is dropped.
+
+SUBSCRIBER_QUEUE_LIMIT = 4096
+TOOL_RESULT_PREVIEW_CHARS = 400
+TOOL_INPUT_GIST_CHARS = 300
+
+
+def shorten(text, limit):
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit].rstrip() + " …"
+
+
+def tool_gist(name, tool_input):
+    """What a tool call is about, in one line: the command, the path, the pattern, the URL."""
+    if not isinstance(tool_input, dict):
+        return shorten(str(tool_input), TOOL_INPUT_GIST_CHARS)
+    for key in ("command", "file_path", "path", "pattern", "url", "query", "description", "prompt"):
+        value = tool_input.get(key)
+        if isinstance(value, str) and value.strip():
+            return shorten(value, TOOL_INPUT_GIST_CHARS)
+    return shorten(json.dumps(tool_input, ensure_ascii=False), TOOL_INPUT_GIST_CHARS)
+
+
+def tool_result_text(content):
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(block.get("text", "") if isinstance(block, dict) else str(block)
+                         for block in content)
+    return "" if content is None else str(content)
+
+
+def describe_record(record):
+    """The readable entries of one log record: (kind, label, text) tuples; none for the events a
+    reader does not need (partial stream events, rate-limit notices)."""
+    stream, line = record.get("stream"), record.get("line", "")
+    if stream == "app":
+        return [("app", "claude-ops", line)]
+    if stream == "stderr":
+        return [("stderr", "stderr", line)]
+    try:
+        event = json.loads(line)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict):
+        return [("text", "output", line)] if line.strip() else []
+    kind, subtype = event.get("type"), event.get("subtype")
+    if kind == "system" and subtype == "init":
+        tools = event.get("tools") or []
+        return [("system", "started",
+                 f"model {event.get('model', '?')} · {len(tools)} tools · cwd {event.get('cwd', '?')}"
+                 f" · Claude Code {event.get('claude_code_version', '?')}")]
+    if kind == "system" and subtype == "api_retry":
+        delay_s = (event.get("retry_delay_ms") or 0) / 1000
+        error = event.get("error")
+        if isinstance(error, dict):
+            error = error.get("message") or json.dumps(error, ensure_ascii=False)
+        return [("retry", "API retry",
+                 f"attempt {event.get('attempt', '?')} of {event.get('max_retries', '?')},"
+                 f" next in {delay_s:.1f} s: {shorten(str(error or 'no detail'), 300)}")]
+    if kind == "system":
+        return [("system", "system", str(subtype or "event"))]
+    if kind in ("assistant", "user"):
+        message = event.get("message")
+        blocks = message.get("content") if isinstance(message, dict) else None
+        if isinstance(blocks, str):
+            blocks = [{"type": "text", "text": blocks}]
+        entries = []
+        for block in blocks if isinstance(blocks, list) else []:
+            if not isinstance(block, dict):
+                continue
+            block_type = block.get("type")
+            if block_type == "text" and block.get("text", "").strip():
+                entries.append(("assistant" if kind == "assistant" else "user", kind,
+                                block["text"].strip()))
+            elif block_type == "thinking" and block.get("thinking", "").strip():
+                entries.append(("thinking", "thinking", shorten(block["thinking"], 2000)))
+            elif block_type == "tool_use":
+                name = str(block.get("name", "tool"))
+                entries.append(("tool", name, tool_gist(name, block.get("input"))))
+            elif block_type == "tool_result":
+                preview = shorten(tool_result_text(block.get("content")), TOOL_RESULT_PREVIEW_CHARS)
+                if block.get("is_error"):
+                    entries.append(("tool-error", "tool error", preview or "(no output)"))
+                else:
+                    entries.append(("tool-result", "output", preview or "(no output)"))
+        return entries
+    if kind == "result":
+        parts = [str(subtype or "done")]
+        if event.get("num_turns") is not None:
+            parts.append(f"{event['num_turns']} turns")
+        if isinstance(event.get("total_cost_usd"), (int, float)):
+            parts.append(f"${event['total_cost_usd']:.4f}")
+        if isinstance(event.get("duration_ms"), (int, float)):
+            parts.append(f"{event['duration_ms'] / 1000:.1f} s")
+        return [("result-error" if event.get("is_error") else "result", "result", " · ".join(parts))]
+    return []
+
+
+def render_transcript_line(templates, record, number):
+    entries = describe_record(record)
+    return templates.render("transcript_line", number=number, entries=entries) if entries else None
+
+
+def sse_message(number, html_text):
+    data = "".join(f"data: {part}\n" for part in html_text.strip().split("\n"))
+    return f"id: {number}\n{data}\n".encode("utf-8")
+
+
+def sse_done(status):
+    return f"event: done\ndata: {status}\n\n".encode("utf-8")
+
+
+class Subscriber:
+    """One browser following a live transcript. Its queue is bounded: a browser that stops reading
+    is dropped, so it can never hold the runner or the other browsers back."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.pending = deque()
+        self.wakeup = gevent.event.Event()
+        self.dropped = False
+        self.finished = False
+        self.reader = gevent.getcurrent()
+
+    def offer(self, item):
+        if self.dropped:
+            return
+        if len(self.pending) >= self.limit:
+            self.dropped = True
+            self.pending.clear()
+            # Its greenlet may be stuck writing to a socket nobody reads: end it, freeing both.
+            gevent.spawn(self.reader.kill, block=False)
+        else:
+            self.pending.append(item)
+        self.wakeup.set()
+
+    def take(self, timeout):
+        """What arrived since the last call: (number, message) pairs; waits up to timeout."""
+        if not self.pending:
+            self.wakeup.wait(timeout)
+        self.wakeup.clear()
+        items = list(self.pending)
+        self.pending.clear()
+        return items
+
+
+class LiveTranscript:
+    """The log file of a running session, written line by line, and its subscribers."""
+
+    def __init__(self, path, templates):
+        self.path = path
+        self.templates = templates
+        self.file = open(path, "ab")
+        self.count = 0
+        self.subscribers = set()
+
+    def append(self, stream, line):
+        record = {"t": utc_now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                  "stream": stream, "line": line}
+        self.file.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+        self.count += 1
+        if self.subscribers:
+            html_text = render_transcript_line(self.templates, record, self.count)
+            if html_text:
+                message = (self.count, sse_message(self.count, html_text))
+                for subscriber in list(self.subscribers):
+                    subscriber.offer(message)
+        return record
+
+    def flush(self):
+        self.file.flush()
+
+    def finish(self, status):
+        self.file.close()
+        for subscriber in list(self.subscribers):
+            subscriber.finished = True
+            subscriber.offer((None, sse_done(status)))
+
+
+class Hub:
+    def __init__(self, templates, queue_limit=SUBSCRIBER_QUEUE_LIMIT):
+        self.templates = templates
+        self.queue_limit = queue_limit
+        self.live = {}
+
+    def open(self, session_id, path):
+        transcript = self.live[session_id] = LiveTranscript(path, self.templates)
+        return transcript
+
+    def close(self, session_id, status):
+        transcript = self.live.pop(session_id, None)
+        if transcript is not None:
+            transcript.finish(status)
+
+    def subscribe(self, session_id):
+        """(subscriber, lines already in the log file) for a live session, else (None, None). The
+        file is flushed first, so the caller can read lines 1..count from it and then take the
+        rest from the subscriber without a gap or a duplicate."""
+        transcript = self.live.get(session_id)
+        if transcript is None:
+            return None, None
+        transcript.flush()
+        subscriber = Subscriber(self.queue_limit)
+        transcript.subscribers.add(subscriber)
+        return subscriber, transcript.count
+
+    def unsubscribe(self, session_id, subscriber):
+        transcript = self.live.get(session_id)
+        if transcript is not None:
+            transcript.subscribers.discard(subscriber)
+
+    def subscriber_count(self):
+        return sum(len(transcript.subscribers) for transcript in self.live.values())
+
+
+def read_log(path, after=0, upto=None):
+    """(number, record) for the lines of a log file after `after`, up to `upto`; a damaged line
+    comes back as plain text rather than stopping the transcript."""
+    try:
+        log_file = open(path, "rb")
+    except OSError:
+        return
+    with log_file:
+        for number, raw in enumerate(log_file, start=1):
+            if upto is not None and number > upto:
+                break
+            if number <= after:
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                record = {"stream": "app", "line": raw.decode("utf-8", "replace").rstrip("\n")}
+            yield number, record
+
+
+# Runner #############################################################################################
+# One Claude Code process at a time: spawn it with the prompt on stdin, read both pipes, mask
+# secrets, log and publish each line, keep the result event, and finalise the session's row.
+
+READ_CHUNK_BYTES = 65536
+MAX_LINE_BYTES = 8 * 1024 * 1024
+STOP_GRACE_S = 5
+PIPE_DRAIN_GRACE_S = 2
+STDERR_TAIL_LINES = 20
+SECRET_ENV_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+SECRET_PATTERNS = [
+    re.compile(r"sk-ant-[A-Za-z0-9_\-]{6,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+]
+MASK = "[redacted]"
+
+
+class Redactor:
+    """Masks credentials in text: Anthropic keys, bearer tokens, and the values of environment
+    variables whose names say they are secret."""
+
+    def __init__(self, environ, extra_secrets=()):
+        values = {value for name, value in environ.items()
+                  if SECRET_ENV_NAME.search(name) and len(value) >= 8}
+        values.update(secret for secret in extra_secrets if secret and len(secret) >= 8)
+        ordered = sorted(values, key=len, reverse=True)
+        self.values = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def __call__(self, text):
+        if self.values is not None:
+            text = self.values.sub(MASK, text)
+        text = SECRET_PATTERNS[0].sub("sk-ant-" + MASK, text)
+        return SECRET_PATTERNS[1].sub(lambda match: match.group(1) + MASK, text)
+
+
+def environment_context(config, trigger):
+    """The --append-system-prompt text: the same facts for both kinds of session, no secrets."""
+    cooldown_path = os.path.join(config.state_dir, "cooldown.json")
+    dry_run = ("yes. This is a dry run: change nothing. Do not restart, redeploy, edit or delete "
+               "anything; only observe and report, and record what you observed in the cooldown "
+               "file." if config.dry_run else "no")
+    return f"""\
+You are claude-ops, an operator agent for a homelab, run by the Claude Code CLI without a human at
+the keyboard: nobody can answer a question during this session.
+Session trigger: {trigger} ({'an operator asked for this session' if trigger == 'manual'
+                             else 'the regular health check'}).
+Dry run: {dry_run}
+Cooldown file: {cooldown_path}
+Its format: {{"services": {{"<service>": {{"status": "healthy|degraded|down", "last_checked":
+"<UTC ISO 8601>", "consecutive_healthy": <int>, "restarts": [{{"timestamp": "<UTC ISO 8601>",
+"success": <bool>, "error": "<optional>"}}], "redeployments": [<same shape as restarts>]}}}},
+"last_run": "<UTC ISO 8601>|null", "last_daily_digest": "<UTC ISO 8601>|null"}}
+Cooldown limits: at most 2 restarts of a service in any 4 hours, and at most 1 redeployment of a
+service in any 24 hours. Read the file before acting; past a limit, do not act, report instead.
+Record every restart and redeployment you make in the file, and set "last_run" when you finish.
+"""
+
+
+def stop_process_group(process, grace_s=STOP_GRACE_S):
+    """SIGTERM to the CLI's whole process group, then SIGKILL to what is left after the grace."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None and not process_group_alive(process.pid):
+            return
+        gevent.sleep(0.05)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def process_group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Outcome:
+    """What a finished CLI process left behind, before it becomes a status."""
+    exit_code: int | None = None
+    result: dict | None = None
+    stopped_because: str | None = None  # "timeout" or "interrupted"
+    fault: str | None = None            # the app could not run or read the CLI
+    stderr_tail: str = ""
+
+
+class Runner:
+    def __init__(self, config, store, hub, environ=None):
+        self.config = config
+        self.store = store
+        self.hub = hub
+        self.environ = dict(os.environ if environ is None else environ)
+        self.redact = Redactor(self.environ, [config.password or ""])
+        self.process = None
+        self.stopping = None  # why the running process is being stopped, when it is
+
+    def scheduled_prompt(self):
+        if self.config.prompt_file is None:
+            return BUILT_IN_PROMPT, "(built-in)"
+        with open(self.config.prompt_file, encoding="utf-8") as prompt:
+            return prompt.read(), self.config.prompt_file
+
+    def command(self, context):
+        argv = [self.config.claude_bin, "-p", "--output-format", "stream-json", "--verbose",
+                "--model", self.config.model]
+        if self.config.allowed_tools:
+            argv += ["--allowedTools", self.config.allowed_tools]
+        if self.config.disallowed_tools:
+            argv += ["--disallowedTools", self.config.disallowed_tools]
+        return argv + ["--append-system-prompt", context]
+
+    def run_once(self, prompt=None, on_started=None):
+        """Run one session to its end and return its id. `prompt` None is a scheduled session.
+        `on_started(session_id)` is called as soon as the row exists."""
+        trigger = "scheduled" if prompt is None else "manual"
+        context = environment_context(self.config, trigger)
+        prompt_error = None
+        if prompt is None:
+            try:
+                prompt, prompt_file = self.scheduled_prompt()
+            except (OSError, UnicodeDecodeError) as exc:
+                prompt, prompt_file = "", self.config.prompt_file
+                prompt_error = f"cannot read the prompt file: {exc}"
+        else:
+            prompt_file = "(ad-hoc)"
+        started = utc_now()
+        session_id = self.store.insert_session(
+            trigger=trigger, prompt_text=None if trigger == "scheduled" else prompt,
+            prompt_file=prompt_file, model=self.config.model, context=context,
+            started_at=iso(started))
+        log_name = f"session-{session_id}-{started.strftime('%Y%m%dT%H%M%SZ')}.jsonl"
+        self.store.update_session(session_id, log_file=log_name)
+        if on_started is not None:
+            on_started(session_id)
+        outcome, transcript = Outcome(), None
+        try:
+            transcript = self.hub.open(session_id, os.path.join(self.config.results_dir, log_name))
+            transcript.append("app", f"{trigger} session {session_id} started"
+                                     f" with model {self.config.model}")
+            if prompt_error:
+                outcome.fault = prompt_error
+            else:
+                outcome = self.run_cli(prompt, context, transcript)
+        except OSError as exc:
+            outcome.fault = f"cannot write the session log: {exc.strerror or exc}"
+            if self.process is not None and self.process.poll() is None:
+                stop_process_group(self.process)
+        except Exception as exc:  # a bug must not leave a row `running` forever
+            log.exception("session %d failed inside claude-ops", session_id)
+            outcome.fault = f"internal error: {exc!r}"
+        finally:
+            self.process, self.stopping = None, None
+        self.finish(session_id, transcript, outcome)
+        return session_id
+
+    def run_cli(self, prompt, context, transcript):
+        outcome = Outcome()
+        executable = shutil.which(self.config.claude_bin, path=self.environ.get("PATH"))
+        if executable is None:
+            outcome.fault = f"{self.config.claude_bin} not found on PATH"
+            return outcome
+        argv = self.command(context)
+        argv[0] = executable
+        try:
+            process = self.process = gevent.subprocess.Popen(
+                argv, stdin=gevent.subprocess.PIPE, stdout=gevent.subprocess.PIPE,
+                stderr=gevent.subprocess.PIPE, env=self.environ, start_new_session=True,
+                cwd=self.config.state_dir)
+        except OSError as exc:
+            outcome.fault = f"cannot start {executable}: {exc.strerror or exc}"
+            return outcome
+        stderr_tail = deque(maxlen=STDERR_TAIL_LINES)
+        readers = [
+            gevent.spawn(self.read_pipe, process.stdout, "stdout", transcript, outcome, None),
+            gevent.spawn(self.read_pipe, process.stderr, "stderr", transcript, outcome, stderr_tail),
+        ]
+        feeder = gevent.spawn(self.feed_prompt, process, prompt)
+        try:
+            process.wait(timeout=self.config.session_timeout_s)
+        except gevent.subprocess.TimeoutExpired:
+            self.stopping = self.stopping or "timeout"
+        if self.stopping:
+            outcome.stopped_because = self.stopping
+            stop_process_group(process)
+            process.wait()
+        outcome.exit_code = process.returncode
+        # A child of the CLI may still hold its stdout open: give the pipes a moment to drain,
+        # then end the whole group so the readers see EOF and the session can finish.
+        if gevent.joinall(readers, timeout=PIPE_DRAIN_GRACE_S, raise_error=False) != readers:
+            if process_group_alive(process.pid):
+                stop_process_group(process, grace_s=1)
+            gevent.joinall(readers, timeout=PIPE_DRAIN_GRACE_S)
+            gevent.killall(readers)
+        feeder.kill()
+        for reader in readers:
+            if isinstance(reader.exception, OSError):
+                raise reader.exception
+        outcome.stderr_tail = "\n".join(stderr_tail)
+        return outcome
+
+    @staticmethod
+    def feed_prompt(process, prompt):
+        # The CLI reads its prompt from stdin and waits for EOF; one that exits before reading it
+        # closes the pipe, which is its own failure to report, not the runner's.
+        try:
+            process.stdin.write(prompt.encode("utf-8"))
+            process.stdin.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+
+    def read_pipe(self, pipe, stream, transcript, outcome, tail):
+        """Split a pipe into lines of any length; log, publish and interpret each one."""
+        pending = bytearray()
+        while True:
+            chunk = pipe.read1(READ_CHUNK_BYTES)
+            if not chunk:
+                break
+            pending += chunk
+            start = 0
+            while True:
+                end = pending.find(b"\n", start)
+                if end < 0:
+                    break
+                self.take_line(bytes(pending[start:end]), stream, transcript, outcome, tail)
+                start = end + 1
+            del pending[:start]
+            if len(pending) > MAX_LINE_BYTES:
+                self.take_line(bytes(pending), stream, transcript, outcome, tail)
+                pending.clear()
+            # Flooding CLI: let the pages and the streams run between chunks.
+            gevent.sleep(0)
+        if pending:
+            self.take_line(bytes(pending), stream, transcript, outcome, tail)
+
+    def take_line(self, raw, stream, transcript, outcome, tail):
+        text = self.redact(raw.decode("utf-8", "replace").rstrip("\r"))
+        transcript.append(stream, text)
+        if tail is not None:
+            tail.append(text)
+        elif text.startswith("{") and '"result"' in text:
+            try:
+                event = json.loads(text)
+            except ValueError:
+                return
+            if isinstance(event, dict) and event.get("type") == "result":
+                outcome.result = event
+
+    def finish(self, session_id, transcript, outcome):
+        status, error, result = "completed", None, outcome.result or {}
+        stderr_tail = outcome.stderr_tail
+        if outcome.fault:
+            status, error = "failed", outcome.fault
+        elif outcome.stopped_because == "timeout":
+            status, error = "timeout", f"timed out after {self.config.session_timeout_s} s"
+        elif outcome.stopped_because == "interrupted":
+            status, error = "interrupted", "the app stopped"
+        elif outcome.exit_code != 0:
+            status, error = "failed", f"exit code {outcome.exit_code}"
+            if result.get("is_error"):
+                error += f": {result_error(result)}"
+            if stderr_tail:
+                error += f"\n{stderr_tail}"
+        elif outcome.result is None:
+            status, error = "failed", "no result event"
+            if stderr_tail:
+                error += f"\n{stderr_tail}"
+        elif result.get("is_error"):
+            status, error = "failed", result_error(result)
+        response = result.get("result")
+        columns = dict(
+            status=status, error=error, ended_at=iso(utc_now()), exit_code=outcome.exit_code,
+            response=response if isinstance(response, str) else None,
+            cost_usd=number_or_none(result.get("total_cost_usd")),
+            num_turns=number_or_none(result.get("num_turns")),
+            duration_ms=number_or_none(result.get("duration_ms")))
+        if transcript is not None:
+            try:
+                transcript.append("app", f"session ended: {status}" + (f": {error}" if error else ""))
+                transcript.flush()
+            except OSError as exc:
+                log.error("session %d: cannot write the session log: %s", session_id, exc)
+        try:
+            self.store.update_session(session_id, **columns)
+        finally:
+            self.hub.close(session_id, status)
+        log.info("session %d %s%s", session_id, status, f": {error}" if error else "")
+
+    def delete_old_logs(self):
+        """Retention: the log files of old sessions go; their rows stay, without a log."""
+        cutoff = utc_now() - datetime.timedelta(days=self.config.retention_days)
+        for row in self.store.logs_started_before(cutoff):
+            try:
+                os.remove(os.path.join(self.config.results_dir, row["log_file"]))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("cannot delete an old session log: %s", exc)
+                continue
+            self.store.update_session(row["id"], log_file=None)
+
+    def stop(self, reason):
+        """Stop the running CLI, if any; its session ends with `reason` as its status."""
+        if self.process is not None and self.stopping is None:
+            self.stopping = reason
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def result_error(result):
+    text = result.get("result")
+    if isinstance(text, str) and text.strip():
+        return shorten(text, 500)
+    errors = result.get("errors")
+    if errors:
+        return shorten("; ".join(map(str, errors)), 500)
+    return f"the CLI reported {result.get('subtype') or 'an error'}"
+
+
+
+# Scheduler ##########################################################################################
+# The one greenlet that starts sessions, one at a time: scheduled ones on the interval, ad-hoc ones
+# the moment trigger_adhoc() hands it a prompt through a queue of one.
+
+MAX_PROMPT_BYTES = 16 * 1024
+
+
+class TriggerRefused(Exception):
+    """Why an ad-hoc trigger was not accepted; `status` is its HTTP status."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Scheduler:
+    def __init__(self, config, runner, store):
+        self.config = config
+        self.runner = runner
+        self.store = store
+        self.triggers = gevent.queue.Queue(maxsize=1)
+        self.greenlet = None
+        self.running_session_id = None
+        self.busy = False
+        self.due_monotonic = None
+        self.accepting = False
+
+    def start(self):
+        self.due_monotonic = time.monotonic() + (0 if self.config.run_on_start
+                                                 else self.config.interval_s)
+        self.accepting = True
+        self.greenlet = gevent.spawn(self.loop)
+
+    def stop(self):
+        """Refuse triggers, interrupt the running session, and return once its row is final."""
+        self.accepting = False
+        if self.greenlet is None:
+            return
+        if self.busy:
+            self.runner.stop("interrupted")
+            self.greenlet.join(timeout=STOP_GRACE_S + PIPE_DRAIN_GRACE_S * 2 + 2)
+        self.greenlet.kill()
+
+    def trigger_adhoc(self, prompt):
+        """Queue an ad-hoc session and return at once with an AsyncResult that receives the new
+        session's id when its row exists. Raises TriggerRefused (400, 409, 413, 503)."""
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise TriggerRefused(400, "A prompt is required.")
+        if len(prompt.encode("utf-8")) > MAX_PROMPT_BYTES:
+            raise TriggerRefused(413, f"The prompt is longer than {MAX_PROMPT_BYTES // 1024} KiB.")
+        if not self.accepting:
+            raise TriggerRefused(503, "The scheduler is not running.")
+        if self.busy:
+            raise TriggerRefused(409, "A session is already running or queued. Please wait.")
+        started = gevent.event.AsyncResult()
+        try:
+            self.triggers.put_nowait((prompt, started))
+        except gevent.queue.Full:
+            raise TriggerRefused(409, "A session is already running or queued. Please wait.") from None
+        return started
+
+    @property
+    def pending_trigger(self):
+        return not self.triggers.empty()
+
+    @property
+    def next_run_at(self):
+        """Wall-clock time of the next scheduled run. Waiting is on the monotonic clock, which a
+        Pi without a real-time clock needs: its wall clock jumps when NTP syncs after boot."""
+        if self.due_monotonic is None:
+            return None
+        left = max(0.0, self.due_monotonic - time.monotonic())
+        return utc_now() + datetime.timedelta(seconds=round(left))
+
+    def loop(self):
+        while True:
+            left = self.due_monotonic - time.monotonic()
+            try:
+                prompt, started = self.triggers.get(block=left > 0, timeout=max(left, 0))
+            except gevent.queue.Empty:
+                prompt, started = None, None
+            self.busy = True
+            try:
+                self.runner.run_once(prompt, on_started=self.session_started(started))
+            except Exception:
+                log.exception("a session failed to run; the scheduler goes on")
+            finally:
+                self.busy, self.running_session_id = False, None
+            if prompt is None:
+                self.due_monotonic = time.monotonic() + self.config.interval_s
+            if not self.accepting:
+                return
+            self.runner.delete_old_logs()
+
+    def session_started(self, started):
+        def record(session_id):
+            self.running_session_id = session_id
+            if started is not None:
+                started.set(session_id)
+        return record
+
+
+# Web ################################################################################################
+# The routes: each reads the request, asks one thing of the sections above, and renders a page, an
+# htmx fragment, an SSE stream or JSON. The guard in front refuses foreign hosts, origins and users.
+
+MAX_BODY_BYTES = 64 * 1024
+TRIGGER_REDIRECT_WAIT_S = 2
+SSE_RETRY_MS = 3000
+SSE_HEARTBEAT_S = 15
+SSE_CHUNK_BYTES = 64 * 1024
+TRANSCRIPT_PAGE_LINES = 2000
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self';"
+                               " script-src 'self'; connect-src 'self'; frame-ancestors 'none';"
+                               " form-action 'self'; base-uri 'none'",
+}
+HTTP_REASONS = {400: "Bad request", 401: "Sign-in required", 403: "Forbidden", 404: "Not found",
+                405: "Method not allowed", 409: "Busy", 413: "Too large", 415: "Unsupported type",
+                500: "Something went wrong", 503: "Unavailable"}
+
+
+def local_time(text):
+    """A stored UTC time as a <time> element; static/app.js shows it in the browser's zone."""
+    if not text:
+        return "—"
+    label = html.escape(text.replace("T", " ").replace("Z", " UTC"))
+    return f'<time datetime="{html.escape(text)}">{label}</time>'
+
+
+def session_duration(session):
+    if session.get("duration_ms") is not None:
+        seconds = session["duration_ms"] / 1000
+    elif session.get("ended_at") and session.get("started_at"):
+        seconds = (parse_iso(session["ended_at"]) - parse_iso(session["started_at"])).total_seconds()
+    else:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def session_cost(session):
+    return "—" if session.get("cost_usd") is None else f"${session['cost_usd']:.4f}"
+
+
+def host_name(host_header):
+    """The host part of a Host header, lower-case, without port or IPv6 brackets."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_ip_literal(name):
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def own_host_names():
+    names = {"localhost", socket.gethostname().lower()}
+    try:
+        names.add(socket.getfqdn().lower())
+    except OSError:
+        pass
+    return {name.rstrip(".") for name in names if name}
+
+
+def password_matches(header, password):
+    if not header.lower().startswith("basic "):
+        return False
+    try:
+        user_and_password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    _, _, given = user_and_password.partition(":")
+    return hmac.compare_digest(given.encode("utf-8"), password.encode("utf-8"))
+
+
+def build_web(config, store, hub, scheduler, runner, templates):
+    web = bottle.Bottle()
+    allowed_hosts = own_host_names() | set(config.allowed_hosts)
+    static_cache = {}
+
+    def render(name, **values):
+        return templates.render(name, **values)
+
+    def page(name, title, status=200, **values):
+        bottle.response.status = status
+        return render("layout", title=title, body=render(name, **values),
+                      running_session_id=scheduler.running_session_id)
+
+    def fragment_or_page(status, name, title, **values):
+        if bottle.request.headers.get("HX-Request") == "true":
+            bottle.response.status = status
+            return render(name, **values)
+        return page(name, title, status=status, **values)
+
+    def refuse(status, message):
+        raise bottle.HTTPError(status, message)
+
+    @web.hook("before_request")
+    def guard():
+        request = bottle.request
+        for header, value in SECURITY_HEADERS.items():
+            bottle.response.set_header(header, value)
+        host = host_name(request.get_header("Host", ""))
+        if not (is_ip_literal(host) or host in allowed_hosts):
+            refuse(403, f"This dashboard does not answer to the host name {host!r}. "
+                        "Add it to CLAUDEOPS_ALLOWED_HOSTS to allow it.")
+        if config.password and request.path != "/api/v1/health":
+            if not password_matches(request.get_header("Authorization", ""), config.password):
+                error = bottle.HTTPError(401, "Sign in with the dashboard password.")
+                error.set_header("WWW-Authenticate", 'Basic realm="claude-ops", charset="UTF-8"')
+                raise error
+        if request.method not in SAFE_METHODS:
+            origin = request.get_header("Origin")
+            own_origin = f"{request.urlparts.scheme}://{request.get_header('Host', '')}"
+            fetch_site = request.get_header("Sec-Fetch-Site")
+            if (origin is not None and origin.lower() != own_origin.lower()) or (
+                    fetch_site is not None and fetch_site not in ("same-origin", "none")):
+                refuse(403, "Cross-site requests cannot change anything here.")
+            length = request.content_length
+            if length > MAX_BODY_BYTES or (length < 0 and request.chunked):
+                refuse(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+
+    def error_page(error):
+        status = error.status_code
+        message = error.body if isinstance(error.body, str) and error.body else HTTP_REASONS.get(
+            status, "Error")
+        if status >= 500 and not isinstance(error.body, str):
+            message = HTTP_REASONS[500]
+        if error.exception is not None:
+            message = HTTP_REASONS[500]
+        if bottle.request.path.startswith("/api/"):
+            bottle.response.content_type = "application/json"
+            return json.dumps({"error": message})
+        bottle.response.content_type = "text/html; charset=utf-8"
+        return render("layout", title=HTTP_REASONS.get(status, "Error"),
+                      body=render("error", status=status, message=message),
+                      running_session_id=scheduler.running_session_id)
+
+    web.default_error_handler = error_page
+
+    def load_session(session_id):
+        if not session_id.isdigit() or len(session_id) > 18:
+            refuse(404, "No such session.")
+        session = store.session(int(session_id))
+        if session is None:
+            refuse(404, "No such session.")
+        return session
+
+    def log_path(session):
+        return os.path.join(config.results_dir, session["log_file"]) if session["log_file"] else None
+
+    def posted_prompt():
+        """The `prompt` form field as text; invalid UTF-8 is refused, never guessed at."""
+        if "prompt" not in bottle.request.forms:
+            return ""
+        prompt = bottle.request.forms.getunicode("prompt")
+        if prompt is None:
+            refuse(400, "The prompt is not valid UTF-8.")
+        return prompt
+
+    # Pages ----------------------------------------------------------------------------------------
+
+    @web.get("/")
+    def index():
+        services, cooldown_problem = read_cooldowns(os.path.join(config.state_dir, "cooldown.json"))
+        return page("index", "Dashboard", services=services, cooldown_problem=cooldown_problem,
+                    latest=store.latest_session(), next_run_at=scheduler.next_run_at,
+                    warnings=setup_warnings(config, runner.environ))
+
+    @web.get("/sessions")
+    def sessions():
+        before = bottle.request.query.get("before", "")
+        before_id = int(before) if before.isdigit() else None
+        rows = store.sessions_page(before_id, SESSION_PAGE_SIZE + 1)
+        older = rows[SESSION_PAGE_SIZE]["id"] + 1 if len(rows) > SESSION_PAGE_SIZE else None
+        values = dict(sessions=rows[:SESSION_PAGE_SIZE], before_id=before_id, older_than=older,
+                      polling=before_id is None and scheduler.busy)
+        return fragment_or_page(200, "sessions_table", "Sessions", **values)
+
+    @web.get("/sessions/<session_id>")
+    def session_page(session_id):
+        session = load_session(session_id)
+        lines, skipped, shown_upto = transcript_lines(session)
+        return page("session", f"Session {session['id']}", session=session, lines=lines,
+                    skipped=skipped, after=shown_upto, live=session["id"] in hub.live)
+
+    def transcript_lines(session):
+        """The rendered lines of a session's log, the last TRANSCRIPT_PAGE_LINES of them."""
+        path = log_path(session)
+        if path is None:
+            return [], 0, 0
+        total = count_lines(path)
+        skip = max(0, total - TRANSCRIPT_PAGE_LINES)
+        lines = []
+        for number, record in read_log(path, after=skip, upto=total):
+            rendered = render_transcript_line(templates, record, number)
+            if rendered:
+                lines.append(rendered)
+        return lines, skip, total
+
+    @web.get("/sessions/<session_id>/stream")
+    def session_stream(session_id):
+        session = load_session(session_id)
+        resume = bottle.request.get_header("Last-Event-ID") or bottle.request.query.get("after", "")
+        after = int(resume) if resume.strip().isdigit() else 0
+        bottle.response.content_type = "text/event-stream; charset=utf-8"
+        bottle.response.set_header("Cache-Control", "no-cache")
+        bottle.response.set_header("X-Accel-Buffering", "no")
+        return event_stream(session, after)
+
+    def event_stream(session, after):
+        yield f"retry: {SSE_RETRY_MS}\n\n".encode()
+        subscriber, upto = hub.subscribe(session["id"])
+        try:
+            chunk = bytearray()
+            path = log_path(session)
+            for number, record in read_log(path, after, upto) if path else ():
+                rendered = render_transcript_line(templates, record, number)
+                if rendered:
+                    chunk += sse_message(number, rendered)
+                if len(chunk) >= SSE_CHUNK_BYTES:
+                    yield bytes(chunk)
+                    chunk.clear()
+            if subscriber is None:
+                final = store.session(session["id"])
+                yield bytes(chunk) + sse_done(final["status"])
+                return
+            if chunk:
+                yield bytes(chunk)
+            while True:
+                items = subscriber.take(SSE_HEARTBEAT_S)
+                if subscriber.dropped:
+                    return
+                if not items:
+                    yield b": keep-alive\n\n"
+                    continue
+                yield b"".join(message for number, message in items
+                               if number is None or number > after)
+                if items[-1][0] is None:
+                    return
+        finally:
+            if subscriber is not None:
+                hub.unsubscribe(session["id"], subscriber)
+
+    @web.get("/sessions/<session_id>/log")
+    def session_log(session_id):
+        session = load_session(session_id)
+        path = log_path(session)
+        if path is None or not os.path.exists(path):
+            refuse(404, "This session's log file is gone (see CLAUDEOPS_RETENTION_DAYS).")
+        return bottle.static_file(os.path.basename(path), root=config.results_dir,
+                                  mimetype="text/plain", charset="utf-8")
+
+    @web.post("/sessions/trigger")
+    def trigger_form():
+        try:
+            started = scheduler.trigger_adhoc(posted_prompt())
+        except TriggerRefused as refused:
+            return fragment_or_page(refused.status, "trigger_result", "Run now", ok=False,
+                                    message=refused.message)
+        session_id = started.wait(TRIGGER_REDIRECT_WAIT_S)
+        if bottle.request.headers.get("HX-Request") != "true":
+            return bottle.redirect(f"/sessions/{session_id}" if session_id else "/sessions", 303)
+        if session_id:
+            bottle.response.set_header("HX-Redirect", f"/sessions/{session_id}")
+        return render("trigger_result", ok=True, session_id=session_id,
+                      message="Session triggered. Redirecting...")
+
+    @web.get("/cooldowns")
+    def cooldowns():
+        services, problem = read_cooldowns(os.path.join(config.state_dir, "cooldown.json"))
+        return page("cooldowns", "Cooldowns", services=services, cooldown_problem=problem)
+
+    @web.get("/static/<path:path>")
+    def static(path):
+        name = os.path.normpath(path)
+        extension = os.path.splitext(name)[1]
+        if name.startswith(("..", "/")) or extension not in STATIC_TYPES:
+            refuse(404, "No such file.")
+        if name not in static_cache:
+            try:
+                static_cache[name] = read_resource(os.path.join("static", name))
+            except OSError:
+                refuse(404, "No such file.")
+        body = static_cache[name]
+        etag = f'"{len(body):x}-{hash(body) & 0xffffffff:x}"'
+        bottle.response.set_header("ETag", etag)
+        bottle.response.set_header("Cache-Control", "public, max-age=86400")
+        bottle.response.content_type = STATIC_TYPES[extension]
+        if bottle.request.get_header("If-None-Match") == etag:
+            return bottle.HTTPResponse(status=304)
+        return body
+
+    # JSON API -------------------------------------------------------------------------------------
+
+    def session_json(session):
+        return {key: value for key, value in session.items() if key != "context"}
+
+    @web.get("/api/v1/health")
+    def health():
+        next_run = scheduler.next_run_at
+        return {"status": "ok", "running_session_id": scheduler.running_session_id,
+                "pending_trigger": scheduler.pending_trigger,
+                "next_run_at": iso(next_run) if next_run else None}
+
+    @web.get("/api/v1/sessions")
+    def api_sessions():
+        before = bottle.request.query.get("before", "")
+        rows = store.sessions_page(int(before) if before.isdigit() else None, SESSION_PAGE_SIZE)
+        return {"sessions": [session_json(row) for row in rows],
+                "next_before": rows[-1]["id"] if len(rows) == SESSION_PAGE_SIZE else None}
+
+    @web.get("/api/v1/sessions/<session_id>")
+    def api_session(session_id):
+        return session_json(load_session(session_id))
+
+    @web.post("/api/v1/sessions/trigger")
+    def api_trigger():
+        if bottle.request.content_type.split(";")[0].strip().lower() != "application/json":
+            refuse(415, "Send the prompt as JSON: {\"prompt\": \"...\"}.")
+        try:
+            body = json.loads(bottle.request.body.read().decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            refuse(400, "The body is not valid UTF-8 JSON.")
+        prompt = body.get("prompt") if isinstance(body, dict) else None
+        if prompt is not None and not isinstance(prompt, str):
+            refuse(400, "prompt must be a string.")
+        try:
+            started = scheduler.trigger_adhoc(prompt)
+        except TriggerRefused as refused:
+            refuse(refused.status, refused.message)
+        session_id = started.wait(TRIGGER_REDIRECT_WAIT_S)
+        bottle.response.status = 201
+        if session_id:
+            bottle.response.set_header("Location", f"/api/v1/sessions/{session_id}")
+        return {"id": session_id, "url": f"/sessions/{session_id}" if session_id else "/sessions"}
+
+    return web
+
+
+def count_lines(path):
+    try:
+        with open(path, "rb") as log_file:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: log_file.read(1 << 20), b""))
+    except OSError:
+        return 0
+
+
+def setup_warnings(config, environ):
+    """What keeps sessions from working, said so that a user knows how to fix it."""
+    warnings = []
+    if shutil.which(config.claude_bin, path=environ.get("PATH")) is None:
+        warnings.append(f"The Claude Code CLI ({config.claude_bin}) is not on PATH: install it with"
+                        " `npm install -g @anthropic-ai/claude-code`, or set CLAUDEOPS_CLAUDE_BIN.")
+    logged_in = os.path.exists(os.path.join(environ.get("HOME", "~"), ".claude", ".credentials.json"))
+    if not (environ.get("ANTHROPIC_API_KEY") or environ.get("CLAUDE_CODE_OAUTH_TOKEN") or logged_in):
+        warnings.append("No Claude credentials: set ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN"
+                        " from `claude setup-token`, in the environment claude-ops starts in.")
+    return warnings
+
+
+# Main ###############################################################################################
+# Builds the whole app from a config (the tests build many), serves it, and stops it cleanly on
+# SIGTERM or SIGINT: triggers refused, the running session interrupted and recorded, then exit.
+
+class ClaudeOps:
+    """One instance of the app: its store, hub, runner, scheduler and WSGI application."""
+
+    def __init__(self, config, environ=None):
+        self.config = config
+        for folder in (config.state_dir, config.results_dir):
+            os.makedirs(folder, exist_ok=True)
+        self.store = Store(os.path.join(config.state_dir, "claudeops.db"))
+        for session_id in self.store.interrupt_running("the app stopped"):
+            log.warning("session %d was running when the app last stopped: marked interrupted",
+                        session_id)
+        ensure_cooldown_file(os.path.join(config.state_dir, "cooldown.json"))
+        self.templates = Templates(local_time=local_time, duration=session_duration,
+                                   cost=session_cost, dry_run=config.dry_run)
+        self.hub = Hub(self.templates)
+        self.runner = Runner(config, self.store, self.hub, environ)
+        self.scheduler = Scheduler(config, self.runner, self.store)
+        self.web = build_web(config, self.store, self.hub, self.scheduler, self.runner,
+                             self.templates)
+        self.server = None
+
+    def start(self, listener=None):
+        """Start serving on `listener` (a bound socket; default the configured address) and start
+        the scheduler. Returns the server's address."""
+        if listener is None:
+            listener = listen(self.config.host, self.config.port)
+        self.server = gevent.pywsgi.WSGIServer(listener, self.web, log=None, error_log=log)
+        self.server.start()
+        self.runner.delete_old_logs()
+        self.scheduler.start()
+        return self.server.address
+
+    def stop(self):
+        self.scheduler.stop()
+        if self.server is not None:
+            self.server.stop(timeout=1)
+        self.store.close()
+
+
+def listen(host, port):
+    """A listening socket; a busy or impossible address is a ConfigError naming the setting."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(1024)
+    except OSError as exc:
+        reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror}"
+        raise ConfigError(f"CLAUDEOPS_DASHBOARD_HOST/PORT {host}:{port} {reason}") from None
+    return listener
+
+
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        config = load_config(sys.argv[1:] if argv is None else argv, os.environ)
+        app = ClaudeOps(config)
+        address = app.start()
+    except ConfigError as exc:
+        print(f"claude-ops: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:
+        print(f"claude-ops: cannot start: {exc}", file=sys.stderr)
+        return 1
+    if not is_loopback(config.host) and not config.password:
+        log.warning("listening on %s with no CLAUDEOPS_DASHBOARD_PASSWORD: anyone who can reach "
+                    "this address can run sessions", config.host)
+    host = f"[{address[0]}]" if ":" in address[0] else address[0]
+    log.info("dashboard on http://%s:%d, next scheduled run %s", host, address[1],
+             iso(app.scheduler.next_run_at))
+    stopped = gevent.event.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, stopped.set)
+    stopped.wait()
+    log.info("stopping")
+    app.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

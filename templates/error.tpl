@@ -1,0 +1,5 @@
+<section class="card error-page">
+  <h1>{{status}}</h1>
+  <p>{{message}}</p>
+  <p><a href="/">Back to the dashboard</a></p>
+</section>

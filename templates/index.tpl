@@ -1,0 +1,68 @@
+% for warning in warnings:
+<div class="banner banner-warn" role="alert">{{warning}}</div>
+% end
+% if dry_run:
+<div class="banner banner-info">Dry run: sessions are told to observe and report, and change nothing.</div>
+% end
+<section class="card">
+  <div class="card-head"><h2>Services</h2><a href="/cooldowns">Cooldowns</a></div>
+  % if cooldown_problem and cooldown_problem != "cooldown.json does not exist yet.":
+  <p class="notice">{{cooldown_problem}}</p>
+  % elif not services:
+  <p class="empty">No services recorded yet. Each session checks the homelab and records every service it finds in cooldown.json; they show here after the first session.</p>
+  % else:
+  <div class="service-grid">
+    % for service in services:
+    <article class="service-tile status-{{service.status.lower()}}">
+      <h3>{{service.name}}</h3>
+      <span class="status-badge status-{{service.status.lower()}}">{{service.status}}</span>
+      <dl>
+        <dt>Restarts (4 h)</dt><dd class="{{'limit' if service.restarts_recent >= 2 else ''}}">{{service.restarts_recent}} / 2</dd>
+        <dt>Redeploys (24 h)</dt><dd class="{{'limit' if service.redeployments_recent >= 1 else ''}}">{{service.redeployments_recent}} / 1</dd>
+        <dt>Last check</dt><dd>{{!local_time(service.last_checked)}}</dd>
+      </dl>
+    </article>
+    % end
+  </div>
+  % end
+</section>
+
+<section class="card">
+  <h2>Run now</h2>
+  <form class="trigger-form" method="post" action="/sessions/trigger" hx-post="/sessions/trigger" hx-target="#trigger-result" hx-swap="innerHTML" hx-disabled-elt="find button">
+    <label for="prompt" class="visually-hidden">Prompt</label>
+    <textarea id="prompt" name="prompt" rows="3" placeholder="Describe what you want Claude to check or fix..."></textarea>
+    <div class="trigger-actions">
+      <button type="submit">Run Now</button>
+      <div id="trigger-result" aria-live="polite"></div>
+    </div>
+  </form>
+</section>
+
+<section class="card">
+  <div class="card-head"><h2>Latest session</h2><a href="/sessions">All sessions</a></div>
+  % if latest is None:
+  <p class="empty">No session yet.</p>
+  % else:
+  <a class="latest" href="/sessions/{{latest['id']}}">
+    <span class="latest-title">#{{latest['id']}}
+      <span class="trigger-badge trigger-badge-{{latest['trigger']}}">{{latest['trigger']}}</span>
+      <span class="status-badge status-{{latest['status']}}">{{latest['status']}}</span>
+    </span>
+    <span class="latest-meta">{{!local_time(latest['started_at'])}} · {{duration(latest)}} · {{cost(latest)}}</span>
+    % summary = latest['error'] if latest['error'] else (latest['response'] or latest['prompt_text'] or '')
+    % if summary:
+    <span class="latest-summary">{{summary[:300] + (' …' if len(summary) > 300 else '')}}</span>
+    % end
+  </a>
+  % end
+</section>
+
+<section class="card next-run">
+  <h2>Next scheduled run</h2>
+  % if next_run_at is None:
+  <p>Not scheduled.</p>
+  % else:
+  <p>{{!local_time(next_run_at.strftime('%Y-%m-%dT%H:%M:%SZ'))}}</p>
+  % end
+</section>

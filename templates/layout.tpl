@@ -1,0 +1,31 @@
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<meta name="htmx-config" content='{"includeIndicatorStyles": false, "responseHandling": [{"code": "204", "swap": false}, {"code": "[23]..", "swap": true}, {"code": "400|409|413|503", "swap": true}, {"code": "[45]..", "swap": false, "error": true}]}'>
+<title>{{title}} · claude-ops</title>
+<link rel="stylesheet" href="/static/style.css">
+<link rel="icon" href="/static/icon.svg" type="image/svg+xml">
+<script src="/static/htmx-2.0.11.min.js" defer></script>
+<script src="/static/htmx-ext-sse-2.2.4.min.js" defer></script>
+<script src="/static/app.js" defer></script>
+</head>
+<body>
+<header class="topbar">
+  <a class="brand" href="/"><img src="/static/icon.svg" alt="" width="22" height="22">claude-ops</a>
+  <nav>
+    <a href="/">Dashboard</a>
+    <a href="/sessions">Sessions</a>
+    <a href="/cooldowns">Cooldowns</a>
+  </nav>
+  % if running_session_id:
+  <a class="running-pill" href="/sessions/{{running_session_id}}"><span class="pulse"></span>Session {{running_session_id}} running</a>
+  % end
+</header>
+<main>
+{{!body}}
+</main>
+</body>
+</html>
