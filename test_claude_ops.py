@@ -1,0 +1,776 @@
+"""Tests for claude-ops: a fake `claude` written here, real SQLite files, a real gevent server on a
+loopback port, the genuine Claude Code CLI against a loopback stand-in of the Messages API, and
+headless Chromium for the pages."""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+
+import gevent
+import pytest
+import webtest
+
+import claude_ops
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IN_CI = os.environ.get("CI") == "true"
+
+
+# The fake CLI ######################################################################################
+# A small `claude` that follows a plan (a JSON list of steps) and records what it was given.
+
+FAKE_CLAUDE = r'''#!{python}
+import json, os, subprocess, sys, time
+
+record = {"argv": sys.argv[1:], "pid": os.getpid(), "pgid": os.getpgid(0), "started": time.time()}
+plan = json.load(open(os.environ["FAKE_CLAUDE_PLAN"]))
+if not plan.get("skip_stdin"):
+    record["stdin"] = sys.stdin.read()
+record_path = os.environ["FAKE_CLAUDE_RECORD"]
+with open(record_path, "a") as out:
+    out.write(json.dumps(record) + "\n")
+
+def emit(obj):
+    line = obj if isinstance(obj, str) else json.dumps(obj)
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+for step in plan["steps"]:
+    kind, value = next(iter(step.items()))
+    if kind == "print":
+        emit(value)
+    elif kind == "stderr":
+        sys.stderr.write(value + "\n"); sys.stderr.flush()
+    elif kind == "sleep":
+        time.sleep(value)
+    elif kind == "wait_for_file":
+        while not os.path.exists(value):
+            time.sleep(0.01)
+    elif kind == "touch":
+        open(value, "w").close()
+    elif kind == "flood_stdout":
+        for number in range(value):
+            emit({"type": "assistant", "message": {"content": [{"type": "text", "text": "line %d" % number}]}})
+    elif kind == "flood_stderr":
+        chunk = ("e" * 1023 + "\n") * 64
+        for _ in range(value // len(chunk)):
+            sys.stderr.write(chunk)
+        sys.stderr.flush()
+    elif kind == "raw_stdout":
+        sys.stdout.buffer.write(value.encode("latin-1")); sys.stdout.flush()
+    elif kind == "big_line":
+        emit({"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t",
+             "content": "x" * value}]}})
+    elif kind == "child_holds_stdout":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(%d)" % value])
+        with open(record_path, "a") as out:
+            out.write(json.dumps({"child": child.pid}) + "\n")
+    elif kind == "hang":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        with open(record_path, "a") as out:
+            out.write(json.dumps({"child": child.pid}) + "\n")
+        time.sleep(600)
+    elif kind == "exit":
+        sys.exit(value)
+'''
+
+INIT = {"type": "system", "subtype": "init", "session_id": "s1", "model": "claude-haiku-4-5",
+        "cwd": "/srv", "tools": ["Bash", "Read"], "claude_code_version": "fake"}
+
+
+def assistant_text(text):
+    return {"type": "assistant", "message": {"role": "assistant",
+                                             "content": [{"type": "text", "text": text}]}}
+
+
+def result(text="All services are healthy.", is_error=False, subtype="success", turns=2, cost=0.0187):
+    return {"subtype": subtype, "is_error": is_error, "duration_ms": 6120, "num_turns": turns,
+            "result": text, "total_cost_usd": cost, "type": "result", "session_id": "s1"}
+
+
+def plan_ok(text="All services are healthy."):
+    return [{"print": INIT}, {"print": assistant_text("Checking Jellyfin.")},
+            {"print": {"type": "assistant", "message": {"content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "Bash",
+                 "input": {"command": "curl -sI http://jellyfin:8096/health"}}]}}},
+            {"print": {"type": "user", "message": {"content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "HTTP/1.1 200 OK"}]}}},
+            {"print": result(text)}]
+
+
+class FakeClaude:
+    def __init__(self, folder):
+        self.bin_dir = folder / "bin"
+        self.bin_dir.mkdir()
+        self.path = self.bin_dir / "claude"
+        self.path.write_text(FAKE_CLAUDE.replace("{python}", sys.executable))
+        self.path.chmod(0o755)
+        self.plan_path = folder / "plan.json"
+        self.record_path = folder / "record.jsonl"
+        self.record_path.write_text("")
+        self.folder = folder
+        self.plan(plan_ok())
+
+    def plan(self, steps, **options):
+        self.plan_path.write_text(json.dumps(dict(options, steps=steps)))
+
+    def runs(self):
+        return [json.loads(line) for line in self.record_path.read_text().splitlines()
+                if '"argv"' in line]
+
+    def children(self):
+        return [json.loads(line)["child"] for line in self.record_path.read_text().splitlines()
+                if '"child"' in line]
+
+    def gate(self, name):
+        """A file path the fake can wait for, and the test can create to let it go on."""
+        return str(self.folder / name)
+
+    def environ(self, **extra):
+        return dict(PATH=f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}", HOME=str(self.folder),
+                    FAKE_CLAUDE_PLAN=str(self.plan_path), FAKE_CLAUDE_RECORD=str(self.record_path),
+                    **extra)
+
+
+def wait_for(condition, timeout=15.0, message="condition"):
+    """Poll `condition` until it is truthy, yielding to other greenlets; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        gevent.sleep(0.02)
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def group_alive(pgid):
+    try:
+        with os.scandir("/proc") as entries:
+            for entry in entries:
+                if entry.name.isdigit():
+                    try:
+                        with open(f"/proc/{entry.name}/stat") as stat:
+                            fields = stat.read().split(")")[-1].split()
+                    except OSError:
+                        continue
+                    if int(fields[2]) == pgid and fields[0] != "Z":
+                        return True
+    except OSError:
+        pass
+    return False
+
+
+# Fixtures ##########################################################################################
+
+@pytest.fixture
+def fake(tmp_path):
+    fake = FakeClaude(tmp_path)
+    yield fake
+    for run in fake.runs():
+        for pid in [run["pid"]] + fake.children():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def make_app(tmp_path, fake):
+    apps = []
+
+    def make(start=True, environ=None, **settings):
+        settings.setdefault("run_on_start", False)
+        settings.setdefault("state_dir", str(tmp_path / "state"))
+        settings.setdefault("results_dir", str(tmp_path / "results"))
+        settings.setdefault("session_timeout_s", 60)
+        app = claude_ops.ClaudeOps(claude_ops.Config(**settings),
+                                   environ=fake.environ() if environ is None else environ)
+        apps.append(app)
+        if start:
+            app.scheduler.start()
+        return app
+
+    yield make
+    for app in apps:
+        app.stop()
+
+
+def browser_client(app):
+    return webtest.TestApp(app.web, extra_environ={"HTTP_HOST": "localhost"})
+
+
+def rows(app):
+    return app.store.sessions_page(limit=1000)
+
+
+def finished(app, session_id):
+    session = app.store.session(session_id)
+    return session if session and session["status"] != "running" else None
+
+
+def log_records(app, session):
+    path = os.path.join(app.config.results_dir, session["log_file"])
+    with open(path) as log_file:
+        return [json.loads(line) for line in log_file]
+
+
+def trigger(client, prompt, status=200, **headers):
+    headers.setdefault("HX-Request", "true")
+    return client.post("/sessions/trigger", {"prompt": prompt}, headers=headers, status=status)
+
+
+# Config ############################################################################################
+
+def test_settings_come_from_defaults_then_environment_then_flags(tmp_path):
+    config = claude_ops.load_config([], {})
+    assert (config.interval_s, config.run_on_start, config.model, config.port) == (3600, True, "haiku", 8080)
+    assert config.host == "127.0.0.1" and config.password is None
+    assert config.allowed_tools == "Bash,Read,Grep,Glob,Task,WebFetch,WebSearch"
+    assert "Bash(systemctl restart:*)" in config.disallowed_tools
+    assert config.state_dir == os.path.join(HERE, "state")
+
+    environ = {"CLAUDEOPS_INTERVAL": "600", "CLAUDEOPS_DRY_RUN": "true",
+               "CLAUDEOPS_ALLOWED_HOSTS": "Pi.lan, ops.example", "CLAUDEOPS_TIER1_MODEL": "sonnet"}
+    config = claude_ops.load_config(["--interval", "60", "--dashboard-port", "9000"], environ)
+    assert (config.interval_s, config.port, config.dry_run, config.model) == (60, 9000, True, "sonnet")
+    assert config.allowed_hosts == ("pi.lan", "ops.example")
+
+
+@pytest.mark.parametrize("argv, environ, named", [
+    ([], {"CLAUDEOPS_INTERVAL": "hourly"}, "CLAUDEOPS_INTERVAL"),
+    (["--interval", "0"], {}, "--interval"),
+    ([], {"CLAUDEOPS_DASHBOARD_PORT": "70000"}, "CLAUDEOPS_DASHBOARD_PORT"),
+    ([], {"CLAUDEOPS_RUN_ON_START": "maybe"}, "CLAUDEOPS_RUN_ON_START"),
+    ([], {"CLAUDEOPS_PROMPT": "/nonexistent/prompt.md"}, "CLAUDEOPS_PROMPT"),
+    ([], {"CLAUDEOPS_SESSION_TIMEOUT": "-5"}, "CLAUDEOPS_SESSION_TIMEOUT"),
+])
+def test_a_bad_setting_is_named(argv, environ, named):
+    with pytest.raises(claude_ops.ConfigError, match=named):
+        claude_ops.load_config(argv, environ)
+
+
+def run_program(args, environ, timeout=30):
+    return subprocess.run([sys.executable, os.path.join(HERE, "claude_ops.py"), *args],
+                          env=environ, capture_output=True, text=True, timeout=timeout)
+
+
+def test_bad_configuration_stops_start_up_with_one_line(tmp_path):
+    environ = dict(os.environ, CLAUDEOPS_INTERVAL="soon", CLAUDEOPS_STATE_DIR=str(tmp_path))
+    finished_run = run_program([], environ)
+    assert finished_run.returncode == 2
+    assert finished_run.stderr.strip().splitlines() == [
+        "claude-ops: CLAUDEOPS_INTERVAL must be a whole number of seconds, got 'soon'"]
+    assert not (tmp_path / "claudeops.db").exists()
+
+
+def test_a_port_in_use_stops_start_up_with_one_line(tmp_path):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    environ = dict(os.environ, CLAUDEOPS_STATE_DIR=str(tmp_path / "s"),
+                   CLAUDEOPS_RESULTS_DIR=str(tmp_path / "r"), CLAUDEOPS_RUN_ON_START="false")
+    finished_run = run_program(["--dashboard-port", str(port)], environ)
+    holder.close()
+    assert finished_run.returncode == 2
+    errors = [line for line in finished_run.stderr.splitlines() if "claude-ops:" in line]
+    assert errors == [f"claude-ops: CLAUDEOPS_DASHBOARD_HOST/PORT 127.0.0.1:{port} is in use"]
+    assert "Traceback" not in finished_run.stderr
+
+
+def test_help_lists_every_flag_with_its_variable():
+    finished_run = run_program(["--help"], dict(os.environ))
+    assert finished_run.returncode == 0
+    for setting in claude_ops.SETTINGS:
+        assert setting.flag in finished_run.stdout
+        assert setting.env in finished_run.stdout.replace("\n", " ").replace("  ", "")
+
+
+# Database ##########################################################################################
+
+def test_a_version_2_database_upgrades_in_place(tmp_path):
+    path = tmp_path / "claudeops.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for number, sql in enumerate(claude_ops.MIGRATIONS[:2], start=1):
+        old.executescript(f"BEGIN; {sql}; PRAGMA user_version = {number}; COMMIT;")
+    old.execute("INSERT INTO sessions (tier, model, prompt_file, status, started_at, response,"
+                " cost_usd) VALUES (1, 'haiku', '(built-in)', 'completed', '2026-01-01T00:00:00Z',"
+                " 'fine', 0.5)")
+    old.close()
+
+    store = claude_ops.Store(str(path))
+    session = store.session(1)
+    assert session["trigger"] == "scheduled" and session["prompt_text"] is None
+    assert session["error"] is None and session["response"] == "fine" and session["cost_usd"] == 0.5
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(claude_ops.MIGRATIONS) == 4
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    indexes = [row[1] for row in store.db.execute("PRAGMA index_list(sessions)")]
+    assert "sessions_started_at" in indexes
+    store.close()
+
+
+def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
+    path = str(tmp_path / "claudeops.db")
+    claude_ops.Store(path).close()
+    monkeypatch.setattr(claude_ops, "MIGRATIONS", claude_ops.MIGRATIONS + [
+        "ALTER TABLE sessions ADD COLUMN extra TEXT; THIS IS NOT SQL;"])
+    with pytest.raises(sqlite3.Error):
+        claude_ops.Store(path)
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert "extra" not in [row[1] for row in check.execute("PRAGMA table_info(sessions)")]
+    check.close()
+
+
+def test_start_up_creates_the_cooldown_file_and_keeps_an_existing_one(make_app, tmp_path):
+    app = make_app(start=False)
+    cooldown = tmp_path / "state" / "cooldown.json"
+    assert json.loads(cooldown.read_text()) == {"services": {}, "last_run": None,
+                                                "last_daily_digest": None}
+    cooldown.write_text('{"services": {"jellyfin": {"restarts": []}}}')
+    app.stop()
+    make_app(start=False)
+    assert "jellyfin" in cooldown.read_text()
+
+
+# Sessions ##########################################################################################
+
+def test_a_scheduled_session_runs_at_start_and_is_recorded(make_app, fake):
+    app = make_app(run_on_start=True, model="sonnet", dry_run=True)
+    session = wait_for(lambda: finished(app, 1), message="the scheduled session")
+    assert session["status"] == "completed", session["error"]
+    assert (session["trigger"], session["prompt_text"], session["prompt_file"]) == (
+        "scheduled", None, "(built-in)")
+    assert (session["tier"], session["model"], session["exit_code"]) == (1, "sonnet", 0)
+    assert (session["response"], session["cost_usd"], session["num_turns"],
+            session["duration_ms"]) == ("All services are healthy.", 0.0187, 2, 6120)
+    assert session["error"] is None
+    assert session["log_file"] == "session-1-{}.jsonl".format(
+        session["started_at"].replace("-", "").replace(":", ""))
+
+    run, = fake.runs()
+    assert run["stdin"] == claude_ops.BUILT_IN_PROMPT
+    argv = run["argv"]
+    assert argv[:6] == ["-p", "--output-format", "stream-json", "--verbose", "--model", "sonnet"]
+    assert argv[argv.index("--allowedTools") + 1] == claude_ops.DEFAULT_ALLOWED_TOOLS
+    assert argv[argv.index("--disallowedTools") + 1] == claude_ops.DEFAULT_DISALLOWED_TOOLS
+    context = argv[argv.index("--append-system-prompt") + 1]
+    assert "Session trigger: scheduled" in context and "This is a dry run" in context
+    assert os.path.join(app.config.state_dir, "cooldown.json") in context
+    assert "2 restarts" in context and "1 redeployment" in context
+
+    records = log_records(app, session)
+    assert all(set(record) == {"t", "stream", "line"} for record in records)
+    assert records[0]["stream"] == "app" and records[-1]["line"] == "session ended: completed"
+    stdout = [json.loads(record["line"]) for record in records if record["stream"] == "stdout"]
+    assert [event["type"] for event in stdout] == ["system", "assistant", "assistant", "user", "result"]
+
+
+def test_an_adhoc_session_redirects_to_its_page_and_records_the_prompt(make_app, fake):
+    app = make_app()
+    client = browser_client(app)
+    response = trigger(client, "  Jellyfin is down, can you take a look?\n")
+    assert response.text == ('<div class="trigger-result trigger-success">Session triggered.'
+                             ' Redirecting...</div>\n')
+    assert response.headers["HX-Redirect"] == "/sessions/1"
+    session = wait_for(lambda: finished(app, 1), message="the ad-hoc session")
+    assert session["status"] == "completed"
+    assert (session["trigger"], session["prompt_text"], session["prompt_file"]) == (
+        "manual", "Jellyfin is down, can you take a look?", "(ad-hoc)")
+    run, = fake.runs()
+    assert run["stdin"] == "Jellyfin is down, can you take a look?"
+    context = run["argv"][run["argv"].index("--append-system-prompt") + 1]
+    assert "Session trigger: manual" in context and "Dry run: no" in context
+
+
+def test_a_form_post_without_htmx_is_redirected_to_the_session(make_app):
+    app = make_app()
+    response = browser_client(app).post("/sessions/trigger", {"prompt": "check disks"}, status=303)
+    assert response.headers["Location"].endswith("/sessions/1")
+
+
+def test_the_prompt_reaches_the_cli_verbatim_on_stdin_and_never_in_argv(make_app, fake):
+    app = make_app(password="hunter2-dashboard")
+    prompt = "--dangerously-skip-permissions <b>x</b> 'quoted' $(whoami) ; rm -rf /"
+    trigger(browser_client(app), prompt, Authorization=basic("hunter2-dashboard"))
+    wait_for(lambda: finished(app, 1))
+    run, = fake.runs()
+    assert run["stdin"] == prompt
+    assert not any(prompt in arg or "dangerously" in arg for arg in run["argv"])
+    assert not any("hunter2" in arg for arg in run["argv"])
+
+
+def basic(password, user="admin"):
+    import base64
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_busy_while_running_and_while_a_trigger_is_pending(make_app, fake):
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app = make_app()
+    client = browser_client(app)
+
+    first = app.scheduler.trigger_adhoc("first")   # accepted, not yet picked up: pending
+    with pytest.raises(claude_ops.TriggerRefused) as refused:
+        app.scheduler.trigger_adhoc("second")
+    assert refused.value.status == 409
+    assert client.get("/api/v1/health").json["pending_trigger"] is True
+    response = trigger(client, "third", status=409)
+    assert response.text.strip() == ('<div class="trigger-result trigger-error">A session is'
+                                     ' already running or queued. Please wait.</div>')
+
+    session_id = first.get(timeout=5)
+    wait_for(lambda: fake.runs(), message="the CLI to start")
+    health = client.get("/api/v1/health").json
+    assert health == {"status": "ok", "running_session_id": session_id, "pending_trigger": False,
+                      "next_run_at": health["next_run_at"]}
+    trigger(client, "fourth", status=409)
+    client.post_json("/api/v1/sessions/trigger", {"prompt": "fifth"}, status=409)
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, session_id))
+    assert [row["prompt_text"] for row in rows(app)] == ["first"]
+    trigger(client, "after it")
+    wait_for(lambda: finished(app, 2))
+
+
+@pytest.mark.parametrize("prompt, status, message", [
+    ("", 400, "A prompt is required."),
+    ("   \n\t ", 400, "A prompt is required."),
+    ("x" * (16 * 1024 + 1), 413, "The prompt is longer than 16 KiB."),
+])
+def test_refused_prompts_create_nothing(make_app, fake, prompt, status, message):
+    app = make_app()
+    client = browser_client(app)
+    response = trigger(client, prompt, status=status)
+    assert response.text.strip() == f'<div class="trigger-result trigger-error">{message}</div>'
+    assert rows(app) == [] and fake.runs() == []
+    assert app.scheduler.pending_trigger is False
+
+
+def test_a_missing_field_invalid_utf8_and_oversized_bodies_are_refused(make_app, fake):
+    app = make_app()
+    client = browser_client(app)
+    client.post("/sessions/trigger", {}, headers={"HX-Request": "true"}, status=400)
+    client.post("/sessions/trigger", b"prompt=%FF%FE", status=400,
+                content_type="application/x-www-form-urlencoded")
+    client.post("/sessions/trigger", b"prompt=" + b"x" * (70 * 1024), status=413,
+                content_type="application/x-www-form-urlencoded")
+    client.post("/api/v1/sessions/trigger", b"prompt=x", status=415,
+                content_type="application/x-www-form-urlencoded")
+    client.post("/api/v1/sessions/trigger", b"{not json", status=400, content_type="application/json")
+    client.post_json("/api/v1/sessions/trigger", {"prompt": 42}, status=400)
+    client.post_json("/api/v1/sessions/trigger", {"prompt": " "}, status=400)
+    assert rows(app) == [] and fake.runs() == []
+
+
+def test_the_json_api_triggers_lists_and_shows_sessions(make_app):
+    app = make_app()
+    client = browser_client(app)
+    created = client.post_json("/api/v1/sessions/trigger", {"prompt": "check the NAS"}, status=201)
+    assert created.json == {"id": 1, "url": "/sessions/1"}
+    assert created.headers["Location"].endswith("/api/v1/sessions/1")
+    wait_for(lambda: finished(app, 1))
+    session = client.get("/api/v1/sessions/1").json
+    assert session["status"] == "completed" and session["prompt_text"] == "check the NAS"
+    assert client.get("/api/v1/sessions").json["sessions"][0]["id"] == 1
+    client.get("/api/v1/sessions/2", status=404)
+    assert client.get("/api/v1/sessions/x", status=404).json == {"error": "No such session."}
+
+
+def test_triggers_are_refused_while_the_scheduler_is_not_running(make_app):
+    app = make_app(start=False)
+    client = browser_client(app)
+    response = trigger(client, "anything", status=503)
+    assert "The scheduler is not running." in response.text
+    assert rows(app) == []
+
+
+def test_an_adhoc_session_does_not_move_the_schedule(make_app, fake):
+    app = make_app(interval_s=3600)
+    due = app.scheduler.next_run_at
+    trigger(browser_client(app), "quick look")
+    wait_for(lambda: finished(app, 1))
+    assert abs((app.scheduler.next_run_at - due).total_seconds()) <= 1
+
+
+def test_a_run_that_falls_due_during_an_adhoc_session_starts_right_after_it(make_app, fake):
+    gate = fake.gate("release")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app = make_app(interval_s=1)
+    trigger(browser_client(app), "long ad-hoc job")
+    wait_for(lambda: fake.runs(), message="the ad-hoc CLI")
+    wait_for(lambda: app.scheduler.next_run_at <= claude_ops.utc_now(), message="the run to fall due")
+    assert len(fake.runs()) == 1
+    fake.plan(plan_ok())
+    released = time.time()
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, 2), message="the scheduled session after the ad-hoc one")
+    first, second = fake.runs()[:2]
+    assert app.store.session(2)["trigger"] == "scheduled"
+    assert second["started"] - released < 5
+    # The next one is due an interval after that scheduled session ended, not after the ad-hoc one.
+    wait_for(lambda: finished(app, 3), message="the next scheduled session")
+    third = fake.runs()[2]
+    assert third["started"] - second["started"] >= 1
+
+
+def test_the_scheduler_runs_again_after_the_interval(make_app, fake):
+    app = make_app(run_on_start=True, interval_s=1)
+    wait_for(lambda: finished(app, 2), message="two scheduled sessions")
+    first, second = fake.runs()[:2]
+    assert second["started"] - first["started"] >= 1
+    assert [row["trigger"] for row in rows(app)][-2:] == ["scheduled", "scheduled"]
+
+
+# Failures ##########################################################################################
+
+def run_plan(make_app, fake, steps, plan_options=None, **settings):
+    fake.plan(steps, **(plan_options or {}))
+    app = make_app(**settings)
+    app.scheduler.trigger_adhoc("check")
+    return app, wait_for(lambda: finished(app, 1), timeout=settings.get("session_timeout_s", 20) + 20,
+                         message="the session to end")
+
+
+def test_a_missing_cli_fails_with_the_reason(make_app, fake, tmp_path):
+    app, session = run_plan(make_app, fake, plan_ok(), claude_bin="claude-not-installed")
+    assert session["status"] == "failed"
+    assert session["error"] == "claude-not-installed not found on PATH"
+    assert log_records(app, session)[-1]["line"].endswith("not found on PATH")
+    app.scheduler.trigger_adhoc("again")   # the scheduler goes on
+    wait_for(lambda: finished(app, 2))
+
+
+def test_a_non_zero_exit_fails_with_the_code_and_stderr_tail(make_app, fake):
+    app, session = run_plan(make_app, fake, [
+        {"print": INIT}, {"stderr": "Error: Invalid API key · Please run /login"}, {"exit": 3}])
+    assert session["status"] == "failed" and session["exit_code"] == 3
+    assert session["error"] == "exit code 3\nError: Invalid API key · Please run /login"
+
+
+def test_an_error_result_with_exit_0_fails(make_app, fake):
+    app, session = run_plan(make_app, fake, [
+        {"print": INIT},
+        {"print": result("API Error: 529 Overloaded", is_error=True, subtype="error_during_execution")}])
+    assert session["status"] == "failed" and session["exit_code"] == 0
+    assert session["error"] == "API Error: 529 Overloaded"
+
+
+def test_no_result_event_fails(make_app, fake):
+    app, session = run_plan(make_app, fake, [{"print": INIT}, {"print": assistant_text("hmm")}])
+    assert (session["status"], session["error"]) == ("failed", "no result event")
+
+
+def test_garbage_and_a_3_mb_line_are_kept(make_app, fake):
+    app, session = run_plan(make_app, fake, [
+        {"print": INIT}, {"raw_stdout": "DEBUG: not json\n\xff\xfe broken bytes\n{\"half\": \n"},
+        {"big_line": 3 * 1024 * 1024}, {"print": result()}])
+    assert session["status"] == "completed"
+    lines = [record["line"] for record in log_records(app, session) if record["stream"] == "stdout"]
+    assert "DEBUG: not json" in lines and '{"half": ' in lines
+    assert any(line.startswith("\ufffd\ufffd broken") for line in lines)
+    big = json.loads(next(line for line in lines if len(line) > 3 * 1024 * 1024))
+    assert big["message"]["content"][0]["content"] == "x" * 3 * 1024 * 1024
+
+
+def test_a_stderr_flood_does_not_stall_the_cli(make_app, fake):
+    app, session = run_plan(make_app, fake, [
+        {"print": INIT}, {"flood_stderr": 4 * 1024 * 1024}, {"print": result()}])
+    assert session["status"] == "completed"
+    stderr_lines = [r for r in log_records(app, session) if r["stream"] == "stderr"]
+    assert len(stderr_lines) == 4 * 1024 * 1024 // (64 * 1024) * 64
+
+
+def test_the_timeout_stops_the_whole_process_group(make_app, fake):
+    app, session = run_plan(make_app, fake, [{"print": INIT}, {"hang": True}], session_timeout_s=2)
+    assert (session["status"], session["error"]) == ("timeout", "timed out after 2 s")
+    run, = fake.runs()
+    assert fake.children(), "the fake started a child"
+    wait_for(lambda: not group_alive(run["pgid"]), timeout=10, message="the process group to end")
+    assert not any(process_alive(pid) for pid in fake.children())
+
+
+def test_a_child_holding_stdout_does_not_keep_the_session_running(make_app, fake):
+    started = time.monotonic()
+    app, session = run_plan(make_app, fake, [
+        {"print": INIT}, {"child_holds_stdout": 120}, {"print": result("done, child left")}])
+    assert session["status"] == "completed" and session["response"] == "done, child left"
+    assert time.monotonic() - started < 15
+    wait_for(lambda: not any(process_alive(pid) for pid in fake.children()), timeout=10,
+             message="the child to be stopped")
+
+
+def test_a_cli_that_exits_before_reading_its_prompt_is_a_recorded_failure(make_app, fake):
+    app, session = run_plan(make_app, fake, [{"exit": 1}], {"skip_stdin": True})
+    assert session["status"] == "failed" and session["error"].startswith("exit code 1")
+
+
+def test_an_unreadable_log_folder_fails_the_session_and_the_scheduler_goes_on(make_app, fake, tmp_path):
+    app = make_app()
+    os.rmdir(app.config.results_dir)
+    open(app.config.results_dir, "w").close()    # a file where the folder should be
+    app.scheduler.trigger_adhoc("check")
+    session = wait_for(lambda: finished(app, 1))
+    assert session["status"] == "failed"
+    assert session["error"].startswith("cannot write the session log")
+    os.remove(app.config.results_dir)
+    os.mkdir(app.config.results_dir)
+    app.scheduler.trigger_adhoc("check again")
+    assert wait_for(lambda: finished(app, 2))["status"] == "completed"
+
+
+def test_a_deleted_prompt_file_fails_the_scheduled_session_with_the_reason(make_app, fake, tmp_path):
+    prompt_file = tmp_path / "prompt.md"
+    prompt_file.write_text("Check the homelab.")
+    app = make_app(prompt_file=str(prompt_file), run_on_start=True)
+    session = wait_for(lambda: finished(app, 1))
+    assert session["status"] == "completed" and session["prompt_file"] == str(prompt_file)
+    assert fake.runs()[0]["stdin"] == "Check the homelab."
+
+
+def test_secrets_are_masked_in_the_log_the_row_and_the_stream(make_app, fake):
+    key = "sk-ant-api03-" + "A1b2" * 10
+    token = "ghp_" + "z" * 30
+    environ = fake.environ(HOMELAB_API_TOKEN=token, ANTHROPIC_API_KEY=key)
+    fake.plan([{"print": INIT}, {"print": assistant_text(f"key {key} and token {token}")},
+               {"stderr": "Authorization: Bearer abcdefghijklmnopqrstuvwxyz123456"},
+               {"print": result(f"found {token}")}])
+    app = make_app(environ=environ)
+    app.scheduler.trigger_adhoc("check")
+    session = wait_for(lambda: finished(app, 1))
+    with open(os.path.join(app.config.results_dir, session["log_file"])) as log_file:
+        text = log_file.read()
+    assert key not in text and token not in text and "abcdefghijklmnop" not in text
+    assert "[redacted]" in text
+    assert token not in session["response"]
+    page = browser_client(app).get("/sessions/1").text
+    assert key not in page and token not in page
+
+
+# Restarts ##########################################################################################
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class AppProcess:
+    """claude_ops.py in a subprocess, as a user runs it."""
+
+    def __init__(self, tmp_path, fake, **settings):
+        self.port = free_port()
+        self.environ = dict(os.environ, **fake.environ(), CLAUDEOPS_DASHBOARD_PORT=str(self.port),
+                            CLAUDEOPS_STATE_DIR=str(tmp_path / "state"),
+                            CLAUDEOPS_RESULTS_DIR=str(tmp_path / "results"),
+                            CLAUDEOPS_RUN_ON_START="false", **settings)
+        self.stderr_path = tmp_path / f"app-{self.port}.log"
+        self.process = None
+
+    def start(self):
+        with open(self.stderr_path, "ab") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, os.path.join(HERE, "claude_ops.py")], env=self.environ,
+                stdout=subprocess.DEVNULL, stderr=stderr)
+        wait_for(lambda: self.get("/api/v1/health") is not None or self.process.poll() is not None,
+                 timeout=20, message="the app to answer")
+        assert self.process.poll() is None, self.stderr_path.read_text()
+        return self
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+                return json.loads(response.read())
+        except (OSError, ValueError):
+            return None
+
+    def post_json(self, path, body):
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def app_process(tmp_path, fake):
+    processes = []
+
+    def start(**settings):
+        processes.append(AppProcess(tmp_path, fake, **settings).start())
+        return processes[-1]
+
+    yield start
+    for process in processes:
+        process.stop()
+
+
+def test_a_killed_app_marks_its_session_interrupted_on_restart(app_process, fake, tmp_path):
+    fake.plan([{"print": INIT}, {"hang": True}])
+    app = app_process()
+    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "slow job"})
+    assert status == 201
+    wait_for(lambda: fake.runs(), message="the CLI to start")
+    app.process.send_signal(signal.SIGKILL)
+    app.process.wait(timeout=10)
+    fake.plan(plan_ok())
+    app = app_process()
+    session = app.get(f"/api/v1/sessions/{body['id']}")
+    assert (session["status"], session["error"]) == ("interrupted", "the app stopped")
+    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "after the restart"})
+    assert status == 201
+    wait_for(lambda: app.get(f"/api/v1/sessions/{body['id']}")["status"] == "completed")
+
+
+def test_sigterm_interrupts_the_running_session_and_exits(app_process, fake, tmp_path):
+    fake.plan([{"print": INIT}, {"hang": True}])
+    app = app_process()
+    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "slow job"})
+    run = wait_for(lambda: fake.runs(), message="the CLI to start")[0]
+    stopping = time.monotonic()
+    app.process.send_signal(signal.SIGTERM)
+    assert app.process.wait(timeout=15) == 0
+    assert time.monotonic() - stopping < 10
+    assert not group_alive(run["pgid"])
+    database = sqlite3.connect(tmp_path / "state" / "claudeops.db")
+    status, error = database.execute("SELECT status, error FROM sessions WHERE id = ?",
+                                     (body["id"],)).fetchone()
+    database.close()
+    assert (status, error) == ("interrupted", "the app stopped")
