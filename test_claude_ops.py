@@ -203,7 +203,7 @@ def fake(tmp_path):
 def make_app(tmp_path, fake):
     apps = []
 
-    def make(start=True, environ=None, **settings):
+    def make(start=True, serve=False, environ=None, **settings):
         settings.setdefault("run_on_start", False)
         settings.setdefault("state_dir", str(tmp_path / "state"))
         settings.setdefault("results_dir", str(tmp_path / "results"))
@@ -211,7 +211,9 @@ def make_app(tmp_path, fake):
         app = claude_ops.ClaudeOps(claude_ops.Config(**settings),
                                    environ=fake.environ() if environ is None else environ)
         apps.append(app)
-        if start:
+        if serve:
+            app.port = app.start(claude_ops.listen("127.0.0.1", 0))[1]
+        elif start:
             app.scheduler.start()
         return app
 
@@ -774,3 +776,226 @@ def test_sigterm_interrupts_the_running_session_and_exits(app_process, fake, tmp
                                      (body["id"],)).fetchone()
     database.close()
     assert (status, error) == ("interrupted", "the app stopped")
+
+
+# Live output over SSE ##############################################################################
+
+import http.client
+
+
+class SSEClient:
+    """Reads an event stream from the app's real server on loopback."""
+
+    def __init__(self, port, path, **headers):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.connection.request("GET", path, headers=dict(headers, Host="localhost"))
+        self.response = self.connection.getresponse()
+        self.events, self.comments, self.retry = [], [], None
+
+    def read_event(self):
+        """The next event as a dict (id, event, data), or None at the end of the stream."""
+        event = {}
+        while True:
+            raw = self.response.readline()
+            if not raw:
+                return None
+            line = raw.decode("utf-8").rstrip("\n")
+            if not line:
+                if event:
+                    self.events.append(event)
+                    return event
+                continue
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "":
+                self.comments.append(value)
+                event["comment"] = value
+            elif field == "retry":
+                self.retry = int(value)
+            elif field == "data":
+                event["data"] = event["data"] + "\n" + value if "data" in event else value
+            else:
+                event[field] = value
+
+    def read_until_done(self):
+        while True:
+            event = self.read_event()
+            if event is None or event.get("event") == "done":
+                return event
+
+    def messages(self):
+        return [event for event in self.events if "event" not in event and "comment" not in event]
+
+    def close(self):
+        self.connection.close()
+
+
+def numbered_lines(events):
+    """The fake's flood lines, 'line N', in the order the events carried them."""
+    import re
+    return [int(match) for event in events for match in re.findall(r"line (\d+)<", event["data"])]
+
+
+def test_every_client_gets_every_line_once_in_order_then_done(make_app, fake):
+    gate = fake.gate("flood")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"flood_stdout": 500}, {"print": result()}])
+    app = make_app(serve=True)
+    app.scheduler.trigger_adhoc("flood")
+    wait_for(lambda: fake.runs())
+    clients = [SSEClient(app.port, "/sessions/1/stream") for _ in range(20)]
+    assert all(client.response.status == 200 for client in clients)
+    assert clients[0].response.getheader("Content-Type").startswith("text/event-stream")
+    wait_for(lambda: app.hub.subscriber_count() == 20, message="20 subscribers")
+    open(gate, "w").close()
+    finals = gevent.joinall([gevent.spawn(client.read_until_done) for client in clients], timeout=60)
+    assert [greenlet.value for greenlet in finals] == [{"event": "done", "data": "completed"}] * 20
+    for client in clients:
+        assert client.retry == claude_ops.SSE_RETRY_MS
+        ids = [int(event["id"]) for event in client.messages()]
+        assert ids == sorted(set(ids)) and ids[0] == 1
+        assert numbered_lines(client.messages()) == list(range(500))
+        client.close()
+    assert app.hub.subscriber_count() == 0
+
+
+def test_a_reconnect_resumes_without_duplicates(make_app, fake):
+    first_gate, second_gate = fake.gate("first"), fake.gate("second")
+    fake.plan([{"print": INIT}, {"wait_for_file": first_gate}, {"flood_stdout": 200},
+               {"touch": fake.gate("first-done")}, {"wait_for_file": second_gate},
+               {"flood_stdout": 300}, {"print": result()}])
+    app = make_app(serve=True)
+    app.scheduler.trigger_adhoc("flood twice")
+    wait_for(lambda: fake.runs())
+    client = SSEClient(app.port, "/sessions/1/stream")
+    open(first_gate, "w").close()
+    wait_for(lambda: os.path.exists(fake.gate("first-done")))
+    while not numbered_lines(client.events[-1:]) or numbered_lines(client.events[-1:])[-1] < 150:
+        client.read_event()
+    last_id = client.events[-1]["id"]
+    client.close()
+    open(second_gate, "w").close()
+    resumed = SSEClient(app.port, "/sessions/1/stream", **{"Last-Event-ID": last_id})
+    assert resumed.read_until_done() == {"event": "done", "data": "completed"}
+    seen = numbered_lines(client.events) + numbered_lines(resumed.messages())
+    assert seen == list(range(200)) + list(range(300))
+    assert int(resumed.messages()[0]["id"]) == int(last_id) + 1
+    resumed.close()
+
+    by_query = SSEClient(app.port, f"/sessions/1/stream?after={last_id}")
+    by_query.read_until_done()
+    assert [e["id"] for e in by_query.messages()] == [e["id"] for e in resumed.messages()]
+    by_query.close()
+
+
+def test_a_finished_session_streams_all_lines_then_done(make_app, fake):
+    app = make_app(serve=True)
+    app.scheduler.trigger_adhoc("<script>alert(1)</script>")
+    wait_for(lambda: finished(app, 1))
+    client = SSEClient(app.port, "/sessions/1/stream")
+    assert client.read_until_done() == {"event": "done", "data": "completed"}
+    texts = "\n".join(event["data"] for event in client.messages())
+    assert "Checking Jellyfin." in texts and "curl -sI http://jellyfin:8096/health" in texts
+    assert "HTTP/1.1 200 OK" in texts and "session ended: completed" in texts
+    client.close()
+    missing = SSEClient(app.port, "/sessions/99/stream")
+    assert missing.response.status == 404
+    missing.close()
+
+
+def test_cli_output_is_escaped_in_sse_messages(make_app, fake):
+    fake.plan([{"print": INIT}, {"print": assistant_text('<img src=x onerror="alert(1)">')},
+               {"print": result()}])
+    app = make_app(serve=True)
+    app.scheduler.trigger_adhoc("x")
+    wait_for(lambda: finished(app, 1))
+    client = SSEClient(app.port, "/sessions/1/stream")
+    client.read_until_done()
+    texts = "\n".join(event["data"] for event in client.messages())
+    assert "<img" not in texts and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in texts
+    client.close()
+
+
+def test_the_first_bytes_go_out_at_once_and_a_heartbeat_keeps_it_alive(make_app, fake, monkeypatch):
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app = make_app(serve=True)
+    app.scheduler.trigger_adhoc("quiet")
+    wait_for(lambda: fake.runs())
+    client = SSEClient(app.port, "/sessions/1/stream?after=2")
+    assert client.response.readline() == f"retry: {claude_ops.SSE_RETRY_MS}\n".encode()
+    assert client.read_event() == {"comment": "keep-alive"}
+    open(gate, "w").close()
+    assert client.read_until_done() == {"event": "done", "data": "completed"}
+    client.close()
+
+
+def test_a_client_that_never_reads_is_dropped_while_the_others_finish(make_app, fake):
+    gate = fake.gate("flood")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"flood_stdout": 40000},
+               {"print": result()}])
+    app = make_app(serve=True)
+    # Above the lines one read of the pipe can carry, far below what the flood sends.
+    app.hub.queue_limit = 1500
+    app.scheduler.trigger_adhoc("flood")
+    wait_for(lambda: fake.runs())
+    stalled = socket.create_connection(("127.0.0.1", app.port))
+    stalled.sendall(b"GET /sessions/1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    readers = [SSEClient(app.port, "/sessions/1/stream") for _ in range(3)]
+    wait_for(lambda: app.hub.subscriber_count() == 4, message="4 subscribers")
+    open(gate, "w").close()
+    done = gevent.joinall([gevent.spawn(reader.read_until_done) for reader in readers], timeout=120)
+    assert [greenlet.value for greenlet in done] == [{"event": "done", "data": "completed"}] * 3
+    for reader in readers:
+        assert numbered_lines(reader.messages()) == list(range(40000))
+        reader.close()
+    # The stalled client's connection was ended by the server before the session's end.
+    received = b""
+    stalled.settimeout(10)
+    while True:
+        chunk = stalled.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    stalled.close()
+    assert b"event: done" not in received and b"line 39999<" not in received
+    assert app.hub.subscriber_count() == 0
+
+
+def test_a_client_that_leaves_frees_its_subscription(make_app, fake, monkeypatch):
+    gate = fake.gate("more")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"flood_stdout": 50},
+               {"wait_for_file": fake.gate("end")}, {"print": result()}])
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
+    app = make_app(serve=True)
+    app.scheduler.trigger_adhoc("x")
+    wait_for(lambda: fake.runs())
+    client = SSEClient(app.port, "/sessions/1/stream")
+    client.read_event()
+    assert app.hub.subscriber_count() == 1
+    client.response.close()
+    client.close()
+    open(gate, "w").close()
+    wait_for(lambda: app.hub.subscriber_count() == 0, message="the subscription to be freed")
+    open(fake.gate("end"), "w").close()
+    wait_for(lambda: finished(app, 1))
+
+
+def test_concurrent_triggers_start_exactly_one_session(make_app, fake):
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app = make_app(serve=True)
+
+    def post(number):
+        connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=30)
+        connection.request("POST", "/api/v1/sessions/trigger", json.dumps({"prompt": f"job {number}"}),
+                           {"Content-Type": "application/json", "Host": "localhost"})
+        status = connection.getresponse().status
+        connection.close()
+        return status
+
+    statuses = [g.value for g in gevent.joinall([gevent.spawn(post, n) for n in range(12)], timeout=30)]
+    assert sorted(statuses) == [201] + [409] * 11
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, 1))
+    assert len(rows(app)) == 1 and len(fake.runs()) == 1
