@@ -999,3 +999,264 @@ def test_concurrent_triggers_start_exactly_one_session(make_app, fake):
     open(gate, "w").close()
     wait_for(lambda: finished(app, 1))
     assert len(rows(app)) == 1 and len(fake.runs()) == 1
+
+
+# Pages #############################################################################################
+
+HOSTILE = ['<script>alert("x")</script>', '"><img src=x onerror=alert(1)>']
+
+
+def iso_ago(**delta):
+    import datetime
+    return claude_ops.iso(claude_ops.utc_now() - datetime.timedelta(**delta))
+
+
+def write_cooldown(app, services):
+    with open(os.path.join(app.config.state_dir, "cooldown.json"), "w") as cooldown:
+        json.dump({"services": services, "last_run": None, "last_daily_digest": None}, cooldown)
+
+
+def test_the_dashboard_shows_services_the_form_the_latest_session_and_the_next_run(make_app, fake):
+    app = make_app()
+    write_cooldown(app, {
+        "jellyfin": {"status": "down", "last_checked": iso_ago(minutes=5), "consecutive_healthy": 0,
+                     "restarts": [{"timestamp": iso_ago(hours=1), "success": True},
+                                  {"timestamp": iso_ago(hours=2), "success": False, "error": "oom"},
+                                  {"timestamp": iso_ago(hours=5), "success": True}],
+                     "redeployments": [{"timestamp": iso_ago(hours=30), "success": True}]},
+        "pihole": {"status": "healthy", "consecutive_healthy": 12, "restarts": [], "redeployments": []},
+    })
+    client = browser_client(app)
+    page = client.get("/")
+    tiles = page.html.select(".service-tile")
+    assert [tile.h3.text for tile in tiles] == ["jellyfin", "pihole"]
+    assert "status-down" in tiles[0]["class"]
+    assert [dd.text for dd in tiles[0].select("dd")][:2] == ["2 / 2", "0 / 1"]
+    assert "limit" in tiles[0].select("dd")[0]["class"]
+
+    form = page.html.select_one("form.trigger-form")
+    assert (form["hx-post"], form["hx-target"], form["hx-swap"], form["hx-disabled-elt"]) == (
+        "/sessions/trigger", "#trigger-result", "innerHTML", "find button")
+    assert form.textarea["name"] == "prompt"
+    assert form.textarea["placeholder"] == "Describe what you want Claude to check or fix..."
+    assert form.button.text == "Run Now" and page.html.select_one("#trigger-result") is not None
+    assert page.html.select_one(".next-run time")["datetime"] == claude_ops.iso(app.scheduler.next_run_at)
+    assert "No session yet." in page.text
+
+    trigger(client, "look at jellyfin")
+    wait_for(lambda: finished(app, 1))
+    latest = client.get("/").html.select_one("a.latest")
+    assert latest["href"] == "/sessions/1" and "completed" in latest.text
+
+
+def test_the_dashboard_says_what_fills_an_empty_grid_and_what_is_missing(make_app, fake, tmp_path):
+    app = make_app(claude_bin="claude-absent", environ={"PATH": os.environ["PATH"],
+                                                        "HOME": str(tmp_path)})
+    page = browser_client(app).get("/")
+    assert "No services recorded yet." in page.text
+    banners = [banner.text for banner in page.html.select(".banner-warn")]
+    assert any("claude-absent" in text and "not on PATH" in text for text in banners)
+    assert any("ANTHROPIC_API_KEY" in text and "CLAUDE_CODE_OAUTH_TOKEN" in text for text in banners)
+    app2 = make_app(environ=fake.environ(ANTHROPIC_API_KEY="sk-ant-test-123456789"),
+                    state_dir=str(tmp_path / "s2"), results_dir=str(tmp_path / "r2"))
+    assert browser_client(app2).get("/").html.select(".banner-warn") == []
+
+
+def test_the_history_is_newest_first_paginated_with_trigger_badges(make_app):
+    app = make_app()
+    for number in range(1, 121):
+        app.store.insert_session(trigger="manual" if number % 2 else "scheduled",
+                                 prompt_text="p" if number % 2 else None,
+                                 prompt_file="(ad-hoc)", model="haiku", context="",
+                                 started_at=iso_ago(minutes=200 - number))
+    client = browser_client(app)
+    first = client.get("/sessions")
+    ids = [row.a.text for row in first.html.select("tbody tr")]
+    assert ids[0] == "#120" and ids[-1] == "#71" and len(ids) == 50
+    badges = first.html.select("tbody tr .trigger-badge")
+    assert "trigger-badge-scheduled" in badges[0]["class"] and badges[0].text == "scheduled"
+    assert "trigger-badge-manual" in badges[1]["class"] and badges[1].text == "manual"
+    older = first.html.select_one(".pager a[href^='/sessions?before=']")["href"]
+    second = client.get(older)
+    assert [row.a.text for row in second.html.select("tbody tr")][0] == "#70"
+    third = client.get(second.html.select(".pager a")[-1]["href"])
+    assert [row.a.text for row in third.html.select("tbody tr")][-1] == "#1"
+    assert third.html.select(".pager a[href^='/sessions?before=']") == []
+    assert client.get("/sessions?before=nonsense").status_code == 200
+
+
+def test_the_history_polls_while_a_session_runs_and_stops_after(make_app, fake):
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app = make_app()
+    client = browser_client(app)
+    assert client.get("/sessions").html.select_one("#sessions").get("hx-trigger") is None
+    trigger(client, "x")
+    wait_for(lambda: fake.runs())
+    fragment = client.get("/sessions", headers={"HX-Request": "true"})
+    assert fragment.text.lstrip().startswith('<div id="sessions" hx-get="/sessions" hx-trigger="every 3s"')
+    assert "<html" not in fragment.text
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, 1))
+    assert client.get("/sessions", headers={"HX-Request": "true"}).html.select_one(
+        "#sessions").get("hx-trigger") is None
+
+
+def test_a_session_page_shows_the_card_the_prompt_the_transcript_and_the_response(make_app, fake):
+    app = make_app()
+    fake.plan(plan_ok("**Jellyfin** is up again.") [:-1] + [
+        {"print": {"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
+                   "retry_delay_ms": 1200, "error": "overloaded_error"}},
+        {"stderr": "warning: slow disk"},
+        {"print": result("**Jellyfin** is up again.")}])
+    client = browser_client(app)
+    trigger(client, "Jellyfin is down")
+    wait_for(lambda: finished(app, 1))
+    page = client.get("/sessions/1")
+    meta = dict(zip([dt.text for dt in page.html.select(".meta dt")],
+                    [dd.text for dd in page.html.select(".meta dd")]))
+    assert (meta["Trigger"], meta["Status"], meta["Model"], meta["Cost"], meta["Turns"],
+            meta["Exit code"]) == ("manual", "completed", "haiku", "$0.0187", "2", "0")
+    assert page.html.select_one(".prompt-block pre").text == "Jellyfin is down"
+    transcript = page.html.select_one("#transcript")
+    assert transcript.get("sse-connect") is None
+    entries = [(entry.select_one(".label").text, entry.select_one(".text").text)
+               for entry in transcript.select(".entry")]
+    assert ("assistant", "Checking Jellyfin.") in entries
+    assert ("Bash", "curl -sI http://jellyfin:8096/health") in entries
+    assert ("output", "HTTP/1.1 200 OK") in entries
+    assert ("API retry", "attempt 1 of 10, next in 1.2 s: overloaded_error") in entries
+    assert ("stderr", "warning: slow disk") in entries
+    assert ("result", "success · 2 turns · $0.0187 · 6.1 s") in entries
+    assert page.html.select_one(".response").text == "**Jellyfin** is up again."
+
+
+def test_a_failed_session_page_shows_why_and_a_scheduled_one_has_no_prompt_block(make_app, fake):
+    app = make_app(run_on_start=True)
+    fake.plan([{"print": INIT}, {"stderr": "Error: Invalid API key"}, {"exit": 1}])
+    session = wait_for(lambda: finished(app, 1))
+    page = browser_client(app).get("/sessions/1")
+    assert page.html.select_one(".prompt-block") is None
+    assert page.html.select_one(".error-block pre").text == session["error"]
+    assert "Invalid API key" in session["error"]
+
+
+@pytest.mark.parametrize("path", ["/sessions/999", "/sessions/abc", "/sessions/-1", "/sessions/1.5",
+                                  "/sessions/99999999999999999999999", "/nowhere"])
+def test_unknown_pages_are_404_pages(make_app, path):
+    page = browser_client(make_app()).get(path, status=404)
+    assert "404" in page.html.h1.text and "Traceback" not in page.text
+    assert page.html.select_one("a.brand") is not None
+
+
+def test_a_fault_in_a_handler_is_a_500_page_without_a_traceback(make_app, monkeypatch):
+    app = make_app()
+    monkeypatch.setattr(app.store, "latest_session", lambda: 1 / 0)
+    page = browser_client(app).get("/", status=500, expect_errors=True)
+    assert "Something went wrong" in page.text
+    assert "Traceback" not in page.text and "ZeroDivisionError" not in page.text
+
+
+def test_what_users_and_the_cli_write_is_escaped_on_every_page(make_app, fake):
+    app = make_app()
+    hostile = " ".join(HOSTILE)
+    fake.plan([{"print": INIT}, {"print": assistant_text(hostile)},
+               {"print": {"type": "assistant", "message": {"content": [
+                   {"type": "tool_use", "name": HOSTILE[1], "input": {"command": HOSTILE[0]}}]}}},
+               {"stderr": hostile}, {"print": result(hostile)}])
+    write_cooldown(app, {HOSTILE[0]: {"status": HOSTILE[1], "last_checked": HOSTILE[1],
+                                      "restarts": [{"timestamp": HOSTILE[0]}]}})
+    client = browser_client(app)
+    trigger(client, hostile)
+    wait_for(lambda: finished(app, 1))
+    for path in ["/", "/sessions", "/sessions/1", "/cooldowns"]:
+        page = client.get(path)
+        assert "<script>alert" not in page.text and "<img src=x" not in page.text, path
+        assert page.html.select("script:not([src])") == [] and page.html.select("img[onerror]") == []
+    detail = client.get("/sessions/1").text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in detail
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in detail
+
+
+def test_the_cooldown_page_and_an_unreadable_cooldown_file(make_app):
+    app = make_app()
+    write_cooldown(app, {"nextcloud": {"status": "healthy", "consecutive_healthy": 3,
+                                       "restarts": [{"timestamp": iso_ago(hours=1), "success": True}],
+                                       "redeployments": [{"timestamp": iso_ago(hours=3), "success": True}]}})
+    client = browser_client(app)
+    cells = [td.text.strip() for td in client.get("/cooldowns").html.select("tbody td")]
+    assert cells[:4] == ["nextcloud", "healthy", "1 / 2", "1 / 1"]
+    with open(os.path.join(app.config.state_dir, "cooldown.json"), "w") as cooldown:
+        cooldown.write("{not json")
+    for path in ["/cooldowns", "/"]:
+        page = client.get(path, status=200)
+        assert "cooldown.json cannot be read" in page.html.select_one(".notice").text
+    os.remove(os.path.join(app.config.state_dir, "cooldown.json"))
+    assert "No services recorded yet." in client.get("/cooldowns").text
+
+
+def test_static_files_are_served_with_their_types_and_nothing_else(make_app):
+    client = browser_client(make_app())
+    htmx = client.get("/static/htmx-2.0.11.min.js")
+    assert htmx.content_type == "text/javascript" and b"htmx" in htmx.body[:200]
+    assert client.get("/static/htmx-ext-sse-2.2.4.min.js").content_type == "text/javascript"
+    css = client.get("/static/style.css")
+    assert css.content_type == "text/css" and ".trigger-badge-manual" in css.text
+    assert client.get("/static/style.css", headers={"If-None-Match": css.headers["ETag"]},
+                      status=304)
+    for path in ["/static/../claude_ops.py", "/static/%2e%2e/claude_ops.py", "/static/missing.css",
+                 "/static/htmx-LICENSE.txt"]:
+        client.get(path, status=404)
+
+
+def test_pages_load_nothing_from_another_host(make_app):
+    client = browser_client(make_app())
+    import re
+    for path in ["/", "/sessions", "/cooldowns"]:
+        text = client.get(path).text
+        assert re.findall(r'(?:src|href)="(?!/|#)', text) == [], path
+        assert "http://" not in text and "https://" not in text
+
+
+# Safety ############################################################################################
+
+def test_foreign_host_names_are_refused(make_app):
+    app = make_app(allowed_hosts=("pi.lan",))
+    client = webtest.TestApp(app.web)
+    for host in ["localhost", "localhost:8080", "127.0.0.1:8080", "[::1]:8080", "192.168.1.20",
+                 "pi.lan:8080", "PI.LAN", socket.gethostname()]:
+        client.get("/api/v1/health", extra_environ={"HTTP_HOST": host}, status=200)
+    for host in ["evil.example", "evil.example:8080", "localhost.evil.example", "pi.lan.evil"]:
+        response = client.get("/", extra_environ={"HTTP_HOST": host}, status=403)
+        assert "CLAUDEOPS_ALLOWED_HOSTS" in response.text
+        client.post("/sessions/trigger", {"prompt": "x"}, extra_environ={"HTTP_HOST": host},
+                    status=403)
+    assert rows(app) == []
+
+
+def test_cross_site_requests_change_nothing(make_app, fake):
+    app = make_app()
+    client = browser_client(app)
+    for headers in [{"Origin": "http://evil.example"}, {"Origin": "null"},
+                    {"Origin": "http://localhost:9999"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Sec-Fetch-Site": "same-site"},
+                    {"Origin": "http://localhost", "Sec-Fetch-Site": "cross-site"}]:
+        trigger(client, "x", status=403, **headers)
+        client.post_json("/api/v1/sessions/trigger", {"prompt": "x"}, headers=headers, status=403)
+    assert rows(app) == [] and fake.runs() == []
+    trigger(client, "same origin", Origin="http://localhost", **{"Sec-Fetch-Site": "same-origin"})
+    wait_for(lambda: finished(app, 1))
+
+
+def test_a_password_guards_everything_but_health(make_app, fake):
+    app = make_app(password="correct horse")
+    client = browser_client(app)
+    assert client.get("/api/v1/health").json["status"] == "ok"
+    for path in ["/", "/sessions", "/cooldowns", "/api/v1/sessions", "/static/style.css"]:
+        response = client.get(path, status=401)
+        assert response.headers["WWW-Authenticate"].startswith("Basic")
+    client.get("/", headers={"Authorization": basic("wrong")}, status=401)
+    client.get("/", headers={"Authorization": "Basic !!!"}, status=401)
+    trigger(client, "x", status=401)
+    assert rows(app) == []
+    client.get("/", headers={"Authorization": basic("correct horse", user="anyone")}, status=200)
