@@ -1260,3 +1260,175 @@ def test_a_password_guards_everything_but_health(make_app, fake):
     trigger(client, "x", status=401)
     assert rows(app) == []
     client.get("/", headers={"Authorization": basic("correct horse", user="anyone")}, status=200)
+
+
+# In a real browser #################################################################################
+# Debian's Chromium driven by Playwright, the app in a subprocess as a user runs it.
+
+import shutil
+import urllib.parse
+
+CHROMIUM = shutil.which("chromium") or "/usr/lib/chromium/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 # Anything not on loopback goes to a dead proxy and fails: nothing leaves.
+                 "--proxy-server=http://127.0.0.1:9"]
+PHONE, LAPTOP = {"width": 375, "height": 812}, {"width": 1280, "height": 800}
+
+
+@pytest.fixture(scope="session")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not os.path.exists(CHROMIUM):
+        reason = "browser tests need Debian's chromium (apt-get install chromium) and playwright"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                             headless=True, timeout=60_000)
+        yield browser
+        browser.close()
+
+
+class BrowserPage:
+    """A fresh browser context at a viewport, recording console errors and every request."""
+
+    def __init__(self, browser, viewport):
+        self.context = browser.new_context(viewport=viewport)
+        self.context.set_default_timeout(15_000)
+        self.page = self.context.new_page()
+        self.console_errors, self.requests = [], []
+        self.page.on("console", lambda message: message.type == "error"
+                     and self.console_errors.append(message.text))
+        self.page.on("pageerror", lambda error: self.console_errors.append(str(error)))
+        self.page.on("request", lambda request: self.requests.append(request.url))
+
+    def foreign_requests(self):
+        return [url for url in self.requests
+                if urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", "localhost")
+                and not url.startswith(("data:", "about:"))]
+
+    def scrolls_sideways(self):
+        return self.page.evaluate(
+            "document.documentElement.scrollWidth > document.documentElement.clientWidth")
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    pages = []
+
+    def open_at(viewport):
+        pages.append(BrowserPage(browser, viewport))
+        return pages[-1]
+
+    yield open_at
+    for page in pages:
+        page.close()
+
+
+def unexpected_console_errors(page, allowed_statuses=()):
+    """Console errors, less the browser's own note on a status the test asked for."""
+    allowed = tuple(f"status of {status}" for status in allowed_statuses)
+    return [text for text in page.console_errors if not (allowed and any(a in text for a in allowed))]
+
+
+def test_run_now_in_the_browser_lands_on_the_session_and_shows_409_and_400(
+        app_process, fake, open_page, tmp_path):
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"print": assistant_text("Looking at Jellyfin.")},
+               {"wait_for_file": gate}, {"print": result("Jellyfin restarted.")}])
+    app = app_process()
+    phone = open_page(PHONE)
+    page = phone.page
+    page.goto(app.url + "/")
+    page.fill("textarea[name=prompt]", "Jellyfin is down, can you take a look?")
+    page.click("form.trigger-form button")
+    page.wait_for_url(app.url + "/sessions/1")
+    assert page.inner_text(".prompt-block pre") == "Jellyfin is down, can you take a look?"
+    page.wait_for_selector("#transcript .entry-assistant >> text=Looking at Jellyfin.")
+    page.screenshot(path=str(tmp_path / "session-375.png"), full_page=True)
+
+    page.goto(app.url + "/")
+    page.fill("textarea[name=prompt]", "and the NAS?")
+    page.click("form.trigger-form button")
+    page.wait_for_selector("#trigger-result .trigger-error")
+    assert page.inner_text("#trigger-result") == "A session is already running or queued. Please wait."
+    assert page.url == app.url + "/"
+    page.fill("textarea[name=prompt]", "   ")
+    page.click("form.trigger-form button")
+    page.wait_for_selector("#trigger-result >> text=A prompt is required.")
+    page.screenshot(path=str(tmp_path / "index-375.png"), full_page=True)
+    assert not phone.scrolls_sideways()
+    assert unexpected_console_errors(phone, allowed_statuses=(400, 409)) == []
+    assert phone.foreign_requests() == []
+    open(gate, "w").close()
+    wait_for(lambda: app.get("/api/v1/sessions/1")["status"] == "completed")
+    assert len(app.get("/api/v1/sessions")["sessions"]) == 1
+
+
+def test_a_live_session_grows_in_the_page_and_ends_by_itself(app_process, fake, open_page, tmp_path):
+    first, second = fake.gate("first"), fake.gate("second")
+    fake.plan([{"print": INIT}, {"print": assistant_text("Step one.")}, {"wait_for_file": first},
+               {"print": {"type": "assistant", "message": {"content": [
+                   {"type": "tool_use", "name": "Bash", "input": {"command": "docker ps"}}]}}},
+               {"print": assistant_text("Step two.")}, {"wait_for_file": second},
+               {"print": result("All healthy now.")}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "watch me"})
+    wait_for(lambda: fake.runs())
+    laptop = open_page(LAPTOP)
+    page = laptop.page
+    page.goto(app.url + "/sessions/1")
+    page.wait_for_selector("#transcript >> text=Step one.")
+    assert page.get_attribute("#transcript", "sse-connect").startswith("/sessions/1/stream?after=")
+    open(first, "w").close()
+    page.wait_for_selector("#transcript >> text=Step two.")
+    page.wait_for_selector("#transcript .entry-tool >> text=docker ps")
+    assert page.inner_text(".meta dd:nth-of-type(2)") == "running"
+    assert app.get("/api/v1/sessions/1")["status"] == "running"
+    open(second, "w").close()
+    page.wait_for_selector(".response >> text=All healthy now.")
+    page.wait_for_selector("#session-summary .status-badge.status-completed")
+    page.screenshot(path=str(tmp_path / "session-1280.png"), full_page=True)
+    streams = lambda: [url for url in laptop.requests if "/stream" in url]
+    assert len(streams()) == 1
+    # An observation window longer than the stream's retry (3 s): no reconnect may happen in it.
+    page.wait_for_timeout(claude_ops.SSE_RETRY_MS + 1500)
+    assert len(streams()) == 1
+    assert page.locator("#transcript .line").count() == len(set(
+        page.eval_on_selector_all("#transcript .line", "lines => lines.map(l => l.dataset.line)")))
+    assert unexpected_console_errors(laptop) == [] and laptop.foreign_requests() == []
+
+
+@pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["375px", "1280px"])
+def test_no_page_scrolls_sideways_or_errors(app_process, fake, open_page, tmp_path, viewport):
+    fake.plan([{"print": INIT}, {"print": assistant_text("word " * 200 + "x" * 300)},
+               {"print": {"type": "assistant", "message": {"content": [
+                   {"type": "tool_use", "name": "Bash", "input": {"command": "y" * 400}}]}}},
+               {"print": result("z" * 500)}])
+    app = app_process(ANTHROPIC_API_KEY="sk-ant-test-key-for-the-banner")
+    state = tmp_path / "state" / "cooldown.json"
+    state.write_text(json.dumps({"services": {
+        "a-service-with-a-very-long-name-" + "x" * 40: {"status": "healthy", "restarts": []},
+        "jellyfin": {"status": "down", "last_checked": iso_ago(minutes=3),
+                     "restarts": [{"timestamp": iso_ago(hours=1), "success": True}]}}}))
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "p" * 600})
+    wait_for(lambda: app.get("/api/v1/sessions/1")["status"] == "completed")
+    view = open_page(viewport)
+    for path in ["/", "/sessions", "/sessions/1", "/cooldowns", "/sessions/404"]:
+        view.page.goto(app.url + path)
+        name = path.strip("/").replace("/", "-") or "index"
+        view.page.screenshot(path=str(tmp_path / f"{name}-{viewport['width']}.png"), full_page=True)
+        assert not view.scrolls_sideways(), path
+    view.page.goto(app.url + "/sessions")
+    shown = view.page.inner_text("tbody time")   # in the browser's zone, not the stored UTC text
+    assert "UTC" not in shown and "T" not in shown.split()[0]
+    assert unexpected_console_errors(view, allowed_statuses=(404,)) == []
+    assert view.foreign_requests() == []

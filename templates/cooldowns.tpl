@@ -6,7 +6,7 @@
   % elif not services:
   <p class="empty">No services recorded yet.</p>
   % else:
-  <table class="cooldown-table">
+  <div class="table-scroll"><table class="cooldown-table">
     <thead><tr><th>Service</th><th>Status</th><th>Restarts (4 h)</th><th>Redeploys (24 h)</th><th class="wide-only">Last restart</th><th class="wide-only">Healthy streak</th><th>Last check</th></tr></thead>
     <tbody>
     % for service in services:
@@ -22,6 +22,6 @@
     </tr>
     % end
     </tbody>
-  </table>
+  </table></div>
   % end
 </section>

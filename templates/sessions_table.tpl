@@ -8,14 +8,14 @@
   % if not sessions:
   <p class="empty">No sessions yet. A scheduled one runs every interval; start one from the dashboard's Run now form.</p>
   % else:
-  <table class="sessions-table">
+  <div class="table-scroll"><table class="sessions-table">
     <thead><tr><th>#</th><th>Started</th><th>Trigger</th><th>Status</th><th class="wide-only">Model</th><th>Duration</th><th class="wide-only">Cost</th><th class="wide-only">Turns</th></tr></thead>
     <tbody>
     % for session in sessions:
     {{!partial('session_row', session=session)}}
     % end
     </tbody>
-  </table>
+  </table></div>
   % end
   <nav class="pager">
     % if before_id is not None:
