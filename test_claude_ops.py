@@ -1432,3 +1432,195 @@ def test_no_page_scrolls_sideways_or_errors(app_process, fake, open_page, tmp_pa
     assert "UTC" not in shown and "T" not in shown.split()[0]
     assert unexpected_console_errors(view, allowed_statuses=(404,)) == []
     assert view.foreign_requests() == []
+
+
+# The genuine Claude Code CLI #######################################################################
+# The real CLI, installed from npm at a pinned version, talking to a loopback stand-in of the
+# Anthropic Messages API: nothing leaves the machine.
+
+import gevent.pywsgi
+import gzip
+
+CLAUDE_CLI_VERSION = "2.1.331"
+REAL_CLAUDE = os.environ.get("CLAUDEOPS_TEST_CLAUDE") or os.path.join(
+    HERE, ".cli", "node_modules", ".bin", "claude")
+
+
+def text_reply(text):
+    return {"blocks": [{"type": "text", "text": text}]}
+
+
+def tool_reply(name, tool_input):
+    return {"blocks": [{"type": "tool_use", "id": f"toolu_{abs(hash(name)) % 10**8}", "name": name,
+                        "input": tool_input}]}
+
+
+def error_reply(status):
+    kind = {500: "api_error", 529: "overloaded_error"}[status]
+    return {"status": status, "error": {"type": kind,
+                                        "message": "Overloaded" if status == 529 else "Internal error"}}
+
+
+class MessagesAPI:
+    """POST /v1/messages answered from a script of replies, streamed as the real API streams:
+    message_start, content blocks with text or input_json deltas, message_delta, message_stop."""
+
+    def __init__(self, replies, default=None):
+        self.replies, self.default, self.requests = list(replies), default, []
+        self.server = gevent.pywsgi.WSGIServer(("127.0.0.1", 0), self.answer, log=None)
+
+    def __enter__(self):
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.stop(timeout=1)
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def message_requests(self):
+        return [request["body"] for request in self.requests if request["path"] == "/v1/messages"]
+
+    def answer(self, environ, start_response):
+        raw = environ["wsgi.input"].read()
+        if environ.get("HTTP_CONTENT_ENCODING") == "gzip":
+            raw = gzip.decompress(raw)
+        body = json.loads(raw) if raw else None
+        self.requests.append({"method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"],
+                              "body": body})
+        if (environ["REQUEST_METHOD"], environ["PATH_INFO"]) != ("POST", "/v1/messages"):
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [b'{"type": "error", "error": {"type": "not_found_error", "message": "no"}}']
+        reply = self.replies.pop(0) if self.replies else self.default
+        if "status" in reply:
+            start_response(f"{reply['status']} Error", [("Content-Type", "application/json")])
+            return [json.dumps({"type": "error", "error": reply["error"]}).encode()]
+        start_response("200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
+        return [self.events(reply["blocks"], body.get("model", "claude-test"))]
+
+    @staticmethod
+    def events(blocks, model):
+        def event(name, data):
+            return f"event: {name}\ndata: {json.dumps(dict(data, type=name))}\n\n"
+
+        out = [event("message_start", {"message": {
+            "id": "msg_test", "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": 120, "output_tokens": 1}}})]
+        for index, block in enumerate(blocks):
+            if block["type"] == "text":
+                out.append(event("content_block_start", {"index": index,
+                                                         "content_block": {"type": "text", "text": ""}}))
+                for start in range(0, len(block["text"]), 20):
+                    out.append(event("content_block_delta", {"index": index, "delta": {
+                        "type": "text_delta", "text": block["text"][start:start + 20]}}))
+            else:
+                out.append(event("content_block_start", {"index": index, "content_block": dict(
+                    block, input={})}))
+                out.append(event("content_block_delta", {"index": index, "delta": {
+                    "type": "input_json_delta", "partial_json": json.dumps(block["input"])}}))
+            out.append(event("content_block_stop", {"index": index}))
+        stop = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
+        out.append(event("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None},
+                                           "usage": {"output_tokens": 42}}))
+        out.append(event("message_stop", {}))
+        return "".join(out).encode()
+
+
+@pytest.fixture
+def real_cli(tmp_path):
+    if not os.path.exists(REAL_CLAUDE):
+        reason = (f"the genuine CLI is not installed: npm install --prefix .cli "
+                  f"@anthropic-ai/claude-code@{CLAUDE_CLI_VERSION}")
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    version = subprocess.run([REAL_CLAUDE, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.stdout.startswith(CLAUDE_CLI_VERSION), version.stdout + version.stderr
+    return REAL_CLAUDE
+
+
+@pytest.fixture
+def run_real(make_app, real_cli, tmp_path):
+    """Runs one ad-hoc session through claude-ops with the genuine CLI against `api`."""
+
+    def run(api, prompt, **extra_environ):
+        home = tmp_path / "home"
+        home.mkdir(exist_ok=True)
+        environ = {"PATH": os.environ["PATH"], "HOME": str(home), "TMPDIR": str(home),
+                   "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key",
+                   "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", **extra_environ}
+        app = make_app(environ=environ, claude_bin=real_cli, session_timeout_s=120)
+        app.scheduler.trigger_adhoc(prompt)
+        session = wait_for(lambda: finished(app, 1), timeout=150, message="the real CLI's session")
+        return app, session
+
+    return run
+
+
+def transcript_entries(app, session_id=1):
+    page = browser_client(app).get(f"/sessions/{session_id}")
+    return [(entry.select_one(".label").text, entry.select_one(".text").text)
+            for entry in page.html.select("#transcript .entry")]
+
+
+def test_the_real_cli_answers_a_plain_question(run_real):
+    with MessagesAPI([text_reply("Jellyfin is up: HTTP 200 on /health.")]) as api:
+        app, session = run_real(api, "Is Jellyfin up?")
+    assert session["status"] == "completed", session["error"]
+    assert (session["exit_code"], session["num_turns"]) == (0, 1)
+    assert session["response"] == "Jellyfin is up: HTTP 200 on /health."
+    assert session["cost_usd"] > 0 and session["duration_ms"] >= 0
+    request, = api.message_requests()
+    assert request["model"].startswith("claude-haiku") and request["stream"] is True
+    system = json.dumps(request["system"])
+    assert "Session trigger: manual" in system and "cooldown.json" in system
+    assert "Is Jellyfin up?" in json.dumps(request["messages"])
+    entries = transcript_entries(app)
+    assert entries[1][0] == "started" and f"Claude Code {CLAUDE_CLI_VERSION}" in entries[1][1]
+    assert ("assistant", "Jellyfin is up: HTTP 200 on /health.") in entries
+    assert ("result", entries[-2][1]) == entries[-2] and entries[-2][1].startswith("success · 1 turns")
+    with open(os.path.join(app.config.results_dir, session["log_file"])) as log_file:
+        assert "sk-ant-test-not-a-real-key" not in log_file.read()
+
+
+def test_the_real_cli_runs_a_bash_tool_call_and_answers_with_its_output(run_real):
+    with MessagesAPI([tool_reply("Bash", {"command": "echo hello-from-tool",
+                                          "description": "Say hello"}),
+                      text_reply("The tool said hello-from-tool.")]) as api:
+        app, session = run_real(api, "Run the hello check.")
+    assert session["status"] == "completed", session["error"]
+    assert (session["num_turns"], session["response"]) == (2, "The tool said hello-from-tool.")
+    first, second = api.message_requests()
+    results = [block for message in second["messages"] if isinstance(message["content"], list)
+               for block in message["content"] if block.get("type") == "tool_result"]
+    assert "hello-from-tool" in json.dumps(results)
+    entries = transcript_entries(app)
+    assert ("Bash", "echo hello-from-tool") in entries
+    assert ("output", "hello-from-tool") in entries
+    assert ("assistant", "The tool said hello-from-tool.") in entries
+
+
+@pytest.mark.parametrize("status, words", [(500, "500"), (529, "Overloaded")])
+def test_the_real_cli_shows_api_retries_and_fails_with_the_reason(run_real, status, words):
+    with MessagesAPI([], default=error_reply(status)) as api:
+        app, session = run_real(api, "Check the NAS.", CLAUDE_CODE_MAX_RETRIES="2")
+    assert session["status"] == "failed" and session["exit_code"] == 1
+    assert session["error"].startswith("exit code 1: API Error") and words in session["error"]
+    assert len(api.message_requests()) == 3
+    retries = [text for label, text in transcript_entries(app) if label == "API retry"]
+    assert [text.split(",")[0] for text in retries] == ["attempt 1 of 2", "attempt 2 of 2"]
+
+
+def test_a_prompt_starting_with_dashes_reaches_the_real_cli_as_text(run_real):
+    prompt = "--dangerously-skip-permissions and check the disks"
+    with MessagesAPI([text_reply("Disks are fine.")]) as api:
+        app, session = run_real(api, prompt)
+    assert session["status"] == "completed" and session["response"] == "Disks are fine."
+    assert prompt in json.dumps(api.message_requests()[0]["messages"])
+    with open(os.path.join(app.config.results_dir, session["log_file"])) as log_file:
+        init = next(json.loads(record["line"]) for record in map(json.loads, log_file)
+                    if record["stream"] == "stdout" and '"init"' in record["line"])
+    assert init["permissionMode"] == "default"
