@@ -37,8 +37,8 @@ import gevent.subprocess
 
 log = logging.getLogger("claude-ops")
 
-HERE = os.path.dirname(os.path.abspath(sys.argv[0] if getattr(sys, "frozen", False) else __file__))
-if HERE.endswith(".pyz") or HERE.endswith(".zip"):
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE.endswith((".pyz", ".zip")):  # run from a one-file bundle: its folder, not the archive
     HERE = os.path.dirname(HERE)
 
 
@@ -484,6 +484,10 @@ def shorten(text, limit):
     return text if len(text) <= limit else text[:limit].rstrip() + " …"
 
 
+def plural(count, noun):
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def tool_gist(name, tool_input):
     """What a tool call is about, in one line: the command, the path, the pattern, the URL."""
     if not isinstance(tool_input, dict):
@@ -532,6 +536,9 @@ def describe_record(record):
         return [("retry", "API retry",
                  f"attempt {event.get('attempt', '?')} of {event.get('max_retries', '?')},"
                  f" next in {delay_s:.1f} s: {shorten(str(error or 'no detail'), 300)}")]
+    if kind == "system" and subtype == "permission_denied":
+        return [("tool-error", "denied", f"{event.get('tool_name', 'a tool')}: "
+                 f"{shorten(str(event.get('message') or event.get('decision_reason') or ''), 300)}")]
     if kind == "system":
         return [("system", "system", str(subtype or "event"))]
     if kind in ("assistant", "user"):
@@ -562,11 +569,13 @@ def describe_record(record):
     if kind == "result":
         parts = [str(subtype or "done")]
         if event.get("num_turns") is not None:
-            parts.append(f"{event['num_turns']} turns")
+            parts.append(plural(event["num_turns"], "turn"))
         if isinstance(event.get("total_cost_usd"), (int, float)):
             parts.append(f"${event['total_cost_usd']:.4f}")
         if isinstance(event.get("duration_ms"), (int, float)):
             parts.append(f"{event['duration_ms'] / 1000:.1f} s")
+        if event.get("permission_denials"):
+            parts.append(plural(len(event["permission_denials"]), "tool call") + " denied")
         return [("result-error" if event.get("is_error") else "result", "result", " · ".join(parts))]
     return []
 

@@ -1108,6 +1108,8 @@ def test_a_session_page_shows_the_card_the_prompt_the_transcript_and_the_respons
         {"print": {"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
                    "retry_delay_ms": 1200, "error": "overloaded_error"}},
         {"stderr": "warning: slow disk"},
+        {"print": {"type": "system", "subtype": "permission_denied", "tool_name": "Bash",
+                   "message": "systemctl restart jellyfin needs approval"}},
         {"print": result("**Jellyfin** is up again.")}])
     client = browser_client(app)
     trigger(client, "Jellyfin is down")
@@ -1127,6 +1129,7 @@ def test_a_session_page_shows_the_card_the_prompt_the_transcript_and_the_respons
     assert ("output", "HTTP/1.1 200 OK") in entries
     assert ("API retry", "attempt 1 of 10, next in 1.2 s: overloaded_error") in entries
     assert ("stderr", "warning: slow disk") in entries
+    assert ("denied", "Bash: systemctl restart jellyfin needs approval") in entries
     assert ("result", "success · 2 turns · $0.0187 · 6.1 s") in entries
     assert page.html.select_one(".response").text == "**Jellyfin** is up again."
 
@@ -1581,7 +1584,7 @@ def test_the_real_cli_answers_a_plain_question(run_real):
     entries = transcript_entries(app)
     assert entries[1][0] == "started" and f"Claude Code {CLAUDE_CLI_VERSION}" in entries[1][1]
     assert ("assistant", "Jellyfin is up: HTTP 200 on /health.") in entries
-    assert ("result", entries[-2][1]) == entries[-2] and entries[-2][1].startswith("success · 1 turns")
+    assert ("result", entries[-2][1]) == entries[-2] and entries[-2][1].startswith("success · 1 turn ·")
     with open(os.path.join(app.config.results_dir, session["log_file"])) as log_file:
         assert "sk-ant-test-not-a-real-key" not in log_file.read()
 
@@ -1624,3 +1627,15 @@ def test_a_prompt_starting_with_dashes_reaches_the_real_cli_as_text(run_real):
         init = next(json.loads(record["line"]) for record in map(json.loads, log_file)
                     if record["stream"] == "stdout" and '"init"' in record["line"])
     assert init["permissionMode"] == "default"
+
+
+def test_the_default_block_list_stops_a_restart_in_the_real_cli(run_real):
+    with MessagesAPI([tool_reply("Bash", {"command": "systemctl restart jellyfin"}),
+                      text_reply("I could not restart Jellyfin; an operator should.")]) as api:
+        app, session = run_real(api, "Restart Jellyfin.")
+    assert session["status"] == "completed", session["error"]
+    tool_results = json.dumps(api.message_requests()[1]["messages"])
+    assert "tool_result" in tool_results and '"is_error": true' in tool_results
+    entries = transcript_entries(app)
+    assert ("Bash", "systemctl restart jellyfin") in entries
+    assert any(label == "result" and "1 tool call denied" in text for label, text in entries)
