@@ -1178,7 +1178,7 @@ SECURITY_HEADERS = {
                                " form-action 'self'; base-uri 'none'",
 }
 HTTP_REASONS = {400: "Bad request", 401: "Sign-in required", 403: "Forbidden", 404: "Not found",
-                405: "Method not allowed", 409: "Busy", 413: "Too large", 415: "Unsupported type",
+                405: "Method not allowed", 409: "Busy", 411: "Length required", 413: "Too large", 415: "Unsupported type",
                 500: "Something went wrong", 503: "Unavailable"}
 
 
@@ -1286,8 +1286,9 @@ def build_web(config, store, hub, scheduler, runner, templates):
             if (origin is not None and origin.lower() != own_origin.lower()) or (
                     fetch_site is not None and fetch_site not in ("same-origin", "none")):
                 refuse(403, "Cross-site requests cannot change anything here.")
-            length = request.content_length
-            if length > MAX_BODY_BYTES or (length < 0 and request.chunked):
+            if request.chunked:  # a body of unknown length could be any size: ask for one
+                refuse(411, "Send the body with a Content-Length.")
+            if request.content_length > MAX_BODY_BYTES:
                 refuse(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
 
     def error_page(error):

@@ -483,6 +483,8 @@ def test_a_missing_field_invalid_utf8_and_oversized_bodies_are_refused(make_app,
                 content_type="application/x-www-form-urlencoded")
     client.post("/sessions/trigger", b"prompt=" + b"x" * (70 * 1024), status=413,
                 content_type="application/x-www-form-urlencoded")
+    client.post("/sessions/trigger", b"prompt=x", status=411, headers={"Transfer-Encoding": "chunked"},
+                content_type="application/x-www-form-urlencoded")
     client.post("/api/v1/sessions/trigger", b"prompt=x", status=415,
                 content_type="application/x-www-form-urlencoded")
     client.post("/api/v1/sessions/trigger", b"{not json", status=400, content_type="application/json")
@@ -673,6 +675,26 @@ def test_secrets_are_masked_in_the_log_the_row_and_the_stream(make_app, fake):
     assert token not in session["response"]
     page = browser_client(app).get("/sessions/1").text
     assert key not in page and token not in page
+
+
+def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
+    app = make_app(start=False, retention_days=30)
+    old_id = app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="(built-in)",
+                                      model="haiku", context="", started_at=iso_ago(days=31))
+    new_id = app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="(built-in)",
+                                      model="haiku", context="", started_at=iso_ago(days=29))
+    for session_id in (old_id, new_id):
+        name = f"session-{session_id}.jsonl"
+        (tmp_path / "results" / name).write_text('{"t": "", "stream": "app", "line": "hello"}\n')
+        app.store.update_session(session_id, log_file=name, status="completed")
+    app.runner.delete_old_logs()
+    assert not (tmp_path / "results" / f"session-{old_id}.jsonl").exists()
+    assert (tmp_path / "results" / f"session-{new_id}.jsonl").exists()
+    assert app.store.session(old_id)["log_file"] is None
+    page = browser_client(app).get(f"/sessions/{old_id}")
+    assert "deleted after the retention period" in page.text
+    browser_client(app).get(f"/sessions/{old_id}/log", status=404)
+    assert browser_client(app).get(f"/sessions/{new_id}/log").text.startswith('{"t"')
 
 
 # Restarts ##########################################################################################
@@ -1381,7 +1403,8 @@ def test_a_live_session_grows_in_the_page_and_ends_by_itself(app_process, fake, 
     fake.plan([{"print": INIT}, {"print": assistant_text("Step one.")}, {"wait_for_file": first},
                {"print": {"type": "assistant", "message": {"content": [
                    {"type": "tool_use", "name": "Bash", "input": {"command": "docker ps"}}]}}},
-               {"print": assistant_text("Step two.")}, {"wait_for_file": second},
+               {"flood_stdout": 150}, {"print": assistant_text("Step two.")},
+               {"wait_for_file": second}, {"flood_stdout": 20},
                {"print": result("All healthy now.")}])
     app = app_process()
     app.post_json("/api/v1/sessions/trigger", {"prompt": "watch me"})
@@ -1396,9 +1419,17 @@ def test_a_live_session_grows_in_the_page_and_ends_by_itself(app_process, fake, 
     page.wait_for_selector("#transcript .entry-tool >> text=docker ps")
     assert page.inner_text(".meta dd:nth-of-type(2)") == "running"
     assert app.get("/api/v1/sessions/1")["status"] == "running"
+    distance_from_end = ("(box => box.scrollHeight > box.clientHeight * 2 &&"
+                         " box.scrollHeight - box.scrollTop - box.clientHeight)"
+                         "(document.getElementById('transcript'))")
+    page.wait_for_function(f"{distance_from_end} !== false && {distance_from_end} < 40")
+    page.evaluate("document.getElementById('transcript').scrollTop = 0")  # the reader scrolls up
+    page.wait_for_function("document.getElementById('transcript').scrollTop === 0")
     open(second, "w").close()
     page.wait_for_selector(".response >> text=All healthy now.")
     page.wait_for_selector("#session-summary .status-badge.status-completed")
+    page.wait_for_selector("#transcript >> text=session ended: completed")
+    assert page.evaluate("document.getElementById('transcript').scrollTop") == 0
     page.screenshot(path=str(tmp_path / "session-1280.png"), full_page=True)
     streams = lambda: [url for url in laptop.requests if "/stream" in url]
     assert len(streams()) == 1

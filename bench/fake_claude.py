@@ -1,6 +1,7 @@
 """The fake Claude Code CLI of the benchmark. bench.py runs it through a bash wrapper that first
 notes the moment the process started; this script then reads its prompt from stdin as the real
-CLI does, and prints stream-json the way the plan in $BENCH_FAKE_PLAN says:
+CLI does, notes when it wrote its init line, and prints stream-json the way the plan in
+$BENCH_FAKE_PLAN says:
 
   {"kind": "hold", "hold_s": 0.3}                  init, a pause, a result
   {"kind": "flood", "gate": PATH, "lines_per_s": 2000, "seconds": 10, "report": PATH}
@@ -63,7 +64,10 @@ def main():
     sys.stdin.read()
     with open(os.environ["BENCH_FAKE_PLAN"]) as plan_file:
         plan = json.load(plan_file)
+    init_emitted = time.time()
     emit(INIT)
+    with open(os.environ["BENCH_CLI_EVENTS"], "a") as events:
+        events.write(f"init {init_emitted:.6f}\n")
     if plan["kind"] == "hold":
         time.sleep(plan["hold_s"])
     elif plan["kind"] == "flood":
