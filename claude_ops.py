@@ -80,34 +80,23 @@ class ConfigError(Exception):
     """A setting that cannot be used; its message names the setting."""
 
 
-def parse_seconds(text):
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise ValueError(f"must be a whole number of seconds, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"must be at least 1 second, got {value}")
-    return value
+def whole_number(what, minimum, maximum=None):
+    """A parser of whole numbers from `minimum` to `maximum`, whose errors say what is wanted."""
+    def parse(text):
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"must be {what}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise ValueError(f"must be {what} {bounds}, got {value}")
+        return value
+    return parse
 
 
-def parse_days(text):
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise ValueError(f"must be a whole number of days, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"must be at least 1 day, got {value}")
-    return value
-
-
-def parse_port(text):
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise ValueError(f"must be a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise ValueError(f"must be a port number from 0 to 65535, got {value}")
-    return value
+parse_seconds = whole_number("a whole number of seconds", 1)
+parse_days = whole_number("a whole number of days", 1)
+parse_port = whole_number("a port number", 0, 65535)
 
 
 def parse_bool(text):

@@ -2,25 +2,25 @@
 page, served exactly as claude_ops.py serves (monkey-patched gevent, `claude_ops.listen`'s socket,
 a gevent.pywsgi.WSGIServer with log=None).
 
-  python bench/bare_bottle.py PORT PAGE_FILE
+  python bench/bare_bottle.py APP_DIR PORT PAGE_FILE
+
+APP_DIR is the folder of the claude_ops.py under test, whose listen() makes the socket.
 """
 
 from gevent import monkey
 
 monkey.patch_all()
 
-import os
 import sys
 
 import bottle
 import gevent.pywsgi
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import claude_ops  # noqa: E402  (for its listen(), after the patching it also does)
-
 
 def main():
-    port, page_file = int(sys.argv[1]), sys.argv[2]
+    app_dir, port, page_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    sys.path.insert(0, app_dir)
+    import claude_ops  # for its listen(); its own monkey.patch_all() finds everything patched
     with open(page_file, "rb") as page:
         body = page.read()
     web = bottle.Bottle()

@@ -1,14 +1,15 @@
 """Benchmark of claude-ops against the speed and memory goals of SPEC section 6.
 
-  .venv/bin/python bench/bench.py [--json results.json] [--keep]
+  .venv/bin/python bench/bench.py [--json results.json] [--keep] [--app path/to/claude_ops.py]
 
 Runs claude_ops.py as a user does (`python claude_ops.py` on a free loopback port, its state in a
 temporary folder, a fake `claude` that the bench writes), loads it from other processes (wrk for
 HTTP, bench/sse_load.py for SSE clients) so that no client runs on the app's greenlets, reads its
 memory from /proc, and prints one row per goal: the figure, the goal, pass or FAIL, and the ratio
 to the baseline measured in the same run where the goal is relative. It is a benchmark, not a
-test: it always exits 0 once it has measured. Needs wrk (`apt-get install wrk`); about 2 minutes
-on a 2-core machine.
+test: it always exits 0 once it has measured. Needs wrk (`apt-get install wrk`); about 1 minute
+on a 2-core machine. --app measures another copy of claude_ops.py (with its templates/ and static/
+beside it), e.g. to try a fix; the baseline then uses that copy's listen() too.
 
 What it measures:
 - GET /, 10,000 sessions in the database, 50 keep-alive wrk connections, against bare_bottle.py
@@ -44,8 +45,7 @@ from dataclasses import asdict, dataclass, field
 import sse_load
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-MAIN_DIR = os.path.dirname(BENCH_DIR)
-APP_SCRIPT = os.path.join(MAIN_DIR, "claude_ops.py")
+DEFAULT_APP = os.path.join(os.path.dirname(BENCH_DIR), "claude_ops.py")
 
 INDEX_SESSIONS = 10_000
 FEW_SESSIONS, MANY_SESSIONS = 10, 100_000
@@ -190,20 +190,21 @@ class FakeCli:
 class App:
     """`python claude_ops.py` with its state in its own folder, as a user runs it."""
 
-    def __init__(self, workdir, name, fake):
-        self.folder = os.path.join(workdir, name)
+    def __init__(self, lab, name):
+        self.script = lab.app_script
+        self.folder = os.path.join(lab.workdir, name)
         self.state_dir = os.path.join(self.folder, "state")
         self.results_dir = os.path.join(self.folder, "results")
         os.makedirs(self.state_dir)
         self.port = free_port()
         self.environ = {name: value for name, value in os.environ.items()
                         if not name.startswith("CLAUDEOPS_")}
-        self.environ.update(fake.environ(), ANTHROPIC_API_KEY=DUMMY_API_KEY,
+        self.environ.update(lab.fake.environ(), ANTHROPIC_API_KEY=DUMMY_API_KEY,
                             CLAUDEOPS_STATE_DIR=self.state_dir,
                             CLAUDEOPS_RESULTS_DIR=self.results_dir,
                             CLAUDEOPS_RUN_ON_START="false",
                             CLAUDEOPS_DASHBOARD_PORT=str(self.port),
-                            CLAUDEOPS_CLAUDE_BIN=fake.path,
+                            CLAUDEOPS_CLAUDE_BIN=lab.fake.path,
                             CLAUDEOPS_RETENTION_DAYS=str(RETENTION_DAYS),
                             CLAUDEOPS_SESSION_TIMEOUT="300")
         self.stderr_path = os.path.join(self.folder, "app.log")
@@ -212,7 +213,7 @@ class App:
 
     def start(self):
         with open(self.stderr_path, "ab") as stderr:
-            self.process = subprocess.Popen([sys.executable, APP_SCRIPT], env=self.environ,
+            self.process = subprocess.Popen([sys.executable, self.script], env=self.environ,
                                             cwd=self.folder, stdout=subprocess.DEVNULL,
                                             stderr=stderr)
         try:
@@ -270,14 +271,39 @@ class App:
             stop_process(self.process)
 
 
+class Lab:
+    """What the measures share: the temporary folder, the fake CLI, the claude_ops.py under test,
+    and every app started (for the start-up figure, and to stop them all at the end)."""
+
+    def __init__(self, workdir, app_script):
+        self.workdir = workdir
+        self.app_script = app_script
+        self.app_dir = os.path.dirname(app_script)
+        self.fake = FakeCli(workdir)
+        self.apps = []
+
+    def start_app(self, name, sessions=0, cooldowns=False):
+        app = App(self, name)
+        if sessions:
+            seed_sessions(self.app_dir, app.state_dir, sessions)
+        if cooldowns:
+            write_cooldowns(app.state_dir)
+        self.apps.append(app)
+        return app.start()
+
+    def stop_all(self):
+        for app in self.apps:
+            app.stop()
+
+
 # Data #############################################################################################
 
-def seed_sessions(state_dir, count):
+def seed_sessions(app_dir, state_dir, count):
     """`count` finished sessions, one an hour up to now, as the app would have left them: the
     schema from claude_ops.Store, then one bulk INSERT. Logs older than the retention have gone."""
     db_path = os.path.join(state_dir, "claudeops.db")
     context = subprocess.run([sys.executable, "-c", SCHEMA_SCRIPT, db_path, state_dir],
-                             cwd=MAIN_DIR, check=True, capture_output=True, text=True).stdout
+                             cwd=app_dir, check=True, capture_output=True, text=True).stdout
     newest = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     keep_logs_after = newest - datetime.timedelta(days=RETENTION_DAYS - 1)
 
@@ -366,13 +392,10 @@ def under_load(app, measure):
 
 # Measures #########################################################################################
 
-def measure_index(workdir, fake, apps):
-    app = App(workdir, "index", fake)
-    seed_sessions(app.state_dir, INDEX_SESSIONS)
-    write_cooldowns(app.state_dir)
-    apps.append(app.start())
+def measure_index(lab):
+    app = lab.start_app("index", sessions=INDEX_SESSIONS, cooldowns=True)
     idle_mb = app.idle_rss_mb()
-    page_path = os.path.join(workdir, "index.html")
+    page_path = os.path.join(lab.workdir, "index.html")
     with open(page_path, "wb") as page:
         page.write(app.get("/"))
     wrk(app.port, "/", HTTP_CONNECTIONS, WARM_UP_S)
@@ -383,7 +406,7 @@ def measure_index(workdir, fake, apps):
 
     baseline_port = free_port()
     baseline = subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, "bare_bottle.py"),
-                                 str(baseline_port), page_path], cwd=workdir,
+                                 lab.app_dir, str(baseline_port), page_path], cwd=lab.workdir,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_http(baseline_port, "/", baseline, START_LIMIT_S)
@@ -409,12 +432,10 @@ def measure_index(workdir, fake, apps):
     ]
 
 
-def measure_sessions_page(workdir, fake, apps):
+def measure_sessions_page(lab):
     per_request = {}
     for count in (FEW_SESSIONS, MANY_SESSIONS):
-        app = App(workdir, f"sessions-{count}", fake)
-        seed_sessions(app.state_dir, count)
-        apps.append(app.start())
+        app = lab.start_app(f"sessions-{count}", sessions=count)
         wrk(app.port, "/sessions", 1, WARM_UP_S)
         per_request[count] = checked_wrk(app.port, "/sessions", 1, LATENCY_S)
         app.stop()
@@ -426,12 +447,12 @@ def measure_sessions_page(workdir, fake, apps):
                 "≤ 3×", ratio <= 3, ratio, {"many": many, "few": few})]
 
 
-def measure_sse(workdir, fake, app):
+def measure_sse(lab, app):
     """200 SSE clients on a flooding session; the app's memory before, with them, at its peak."""
     idle_mb = app.idle_rss_mb()
-    gate = os.path.join(workdir, "flood-gate")
-    report = os.path.join(workdir, "flood-report.json")
-    fake.plan(kind="flood", gate=gate, lines_per_s=FLOOD_LINES_PER_S, seconds=FLOOD_S,
+    gate = os.path.join(lab.workdir, "flood-gate")
+    report = os.path.join(lab.workdir, "flood-report.json")
+    lab.fake.plan(kind="flood", gate=gate, lines_per_s=FLOOD_LINES_PER_S, seconds=FLOOD_S,
               report=report)
     session_id = app.trigger("bench: flood")
     expected = FLOOD_LINES_PER_S * FLOOD_S
@@ -486,8 +507,8 @@ def measure_sse(workdir, fake, app):
     ]
 
 
-def measure_triggers(fake, app):
-    fake.plan(kind="hold", hold_s=TRIGGER_HOLD_S)
+def measure_triggers(lab, app):
+    lab.fake.plan(kind="hold", hold_s=TRIGGER_HOLD_S)
     to_start, to_first_line, app_share = [], [], []
     for _ in range(TRIGGER_REPEATS):
         app.wait_until_idle()
@@ -502,7 +523,7 @@ def measure_triggers(fake, app):
             stream.close()
         if arrived is None or ended is None:
             raise RuntimeError(f"session {session_id}: no init line or no end on its stream")
-        cli_started, init_emitted = fake.last_run()
+        cli_started, init_emitted = lab.fake.last_run()
         to_start.append((cli_started - triggered) * 1000)
         to_first_line.append((arrived - triggered) * 1000)
         app_share.append((arrived - init_emitted) * 1000)
@@ -520,13 +541,12 @@ def measure_triggers(fake, app):
     ]
 
 
-def measure_bulk_session(workdir, fake, apps):
+def measure_bulk_session(lab):
     """The app's memory after a session that printed about 100 MB, and after its page and stream
     were viewed, against the same app idle just before."""
-    app = App(workdir, "bulk", fake)
-    apps.append(app.start())
+    app = lab.start_app("bulk")
     idle_mb = app.idle_rss_mb()
-    fake.plan(kind="bulk", lines=BULK_BYTES // BULK_LINE_BYTES, line_bytes=BULK_LINE_BYTES)
+    lab.fake.plan(kind="bulk", lines=BULK_BYTES // BULK_LINE_BYTES, line_bytes=BULK_LINE_BYTES)
     started = time.monotonic()
     session_id = app.trigger("bench: 100 MB of output")
     deadline = started + 120
@@ -586,26 +606,26 @@ def main():
     parser.add_argument("--json", metavar="PATH", help="also write the results to this file")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary folder (databases, logs, the app's stderr)")
+    parser.add_argument("--app", metavar="PATH", default=DEFAULT_APP,
+                        help="the claude_ops.py to measure (default: the one beside bench/)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench: wrk is not installed (apt-get install wrk)")
     workdir = tempfile.mkdtemp(prefix="claude-ops-bench-")
-    fake = FakeCli(workdir)
-    apps, rows = [], []
+    lab = Lab(workdir, os.path.abspath(args.app))
+    rows = []
     began = time.monotonic()
     try:
-        rows += measure_index(workdir, fake, apps)
-        rows += measure_sessions_page(workdir, fake, apps)
-        live = App(workdir, "live", fake)
-        apps.append(live.start())
-        rows += measure_sse(workdir, fake, live)
-        rows += measure_triggers(fake, live)
+        rows += measure_index(lab)
+        rows += measure_sessions_page(lab)
+        live = lab.start_app("live")
+        rows += measure_sse(lab, live)
+        rows += measure_triggers(lab, live)
         live.stop()
-        rows += measure_bulk_session(workdir, fake, apps)
-        rows.append(start_up_row(apps))
+        rows += measure_bulk_session(lab)
+        rows.append(start_up_row(lab.apps))
     finally:
-        for app in apps:
-            app.stop()
+        lab.stop_all()
         if args.keep:
             print(f"bench: the temporary folder is {workdir}", file=sys.stderr)
         else:
