@@ -25,8 +25,9 @@ import socket
 import sqlite3
 import sys
 import time
+import zlib
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, make_dataclass
 
 import bottle
 import gevent
@@ -183,27 +184,8 @@ SETTINGS = [
 ]
 
 
-@dataclass(frozen=True)
-class Config:
-    interval_s: int = 3600
-    run_on_start: bool = True
-    prompt_file: str | None = None
-    model: str = "haiku"
-    allowed_tools: str = DEFAULT_ALLOWED_TOOLS
-    disallowed_tools: str = DEFAULT_DISALLOWED_TOOLS
-    dry_run: bool = False
-    state_dir: str = os.path.join(HERE, "state")
-    results_dir: str = os.path.join(HERE, "results")
-    host: str = "127.0.0.1"
-    port: int = 8080
-    password: str | None = None
-    allowed_hosts: tuple = ()
-    session_timeout_s: int = 1800
-    retention_days: int = 30
-    claude_bin: str = "claude"
-
-
-assert [s.field for s in SETTINGS] == [f.name for f in fields(Config)]
+Config = make_dataclass("Config", [setting.field for setting in SETTINGS], frozen=True)
+Config.__doc__ = "Every setting, parsed: one frozen object built by load_config()."
 
 
 def argument_parser():
@@ -232,10 +214,8 @@ def load_config(argv, environ):
             text, source = environ.get(setting.env), setting.env
         if text is None:
             text = setting.default
-        if text is None:
-            continue
         try:
-            values[setting.field] = setting.parse(text)
+            values[setting.field] = None if text is None else setting.parse(text)
         except ValueError as exc:
             raise ConfigError(f"{source} {exc}") from None
     return Config(**values)
@@ -424,7 +404,7 @@ def read_cooldowns(path, now=None):
         if not isinstance(services, dict):
             raise TypeError("services is not an object")
     except FileNotFoundError:
-        return [], "cooldown.json does not exist yet."
+        return [], None  # no session has written it yet: the empty state says so
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return [], f"cooldown.json cannot be read: {exc}"
     views = []
@@ -463,7 +443,8 @@ def count_since(records, since):
 # A running session's transcript: its log file, its line count, and the browsers that follow it.
 # A line is rendered once and handed to every subscriber's bounded queue; a stalled one is dropped.
 
-SUBSCRIBER_QUEUE_LIMIT = 4096
+SUBSCRIBER_QUEUE_BYTES = 4 * 1024 * 1024
+DISPLAY_TEXT_CHARS = 20000
 TOOL_RESULT_PREVIEW_CHARS = 400
 TOOL_INPUT_GIST_CHARS = 300
 
@@ -504,13 +485,13 @@ def describe_record(record):
     if stream == "app":
         return [("app", "claude-ops", line)]
     if stream == "stderr":
-        return [("stderr", "stderr", line)]
+        return [("stderr", "stderr", shorten(line, DISPLAY_TEXT_CHARS))]
     try:
         event = json.loads(line)
     except ValueError:
         event = None
     if not isinstance(event, dict):
-        return [("text", "output", line)] if line.strip() else []
+        return [("text", "output", shorten(line, DISPLAY_TEXT_CHARS))] if line.strip() else []
     kind, subtype = event.get("type"), event.get("subtype")
     if kind == "system" and subtype == "init":
         tools = event.get("tools") or []
@@ -542,7 +523,7 @@ def describe_record(record):
             block_type = block.get("type")
             if block_type == "text" and block.get("text", "").strip():
                 entries.append(("assistant" if kind == "assistant" else "user", kind,
-                                block["text"].strip()))
+                                shorten(block["text"], DISPLAY_TEXT_CHARS)))
             elif block_type == "thinking" and block.get("thinking", "").strip():
                 entries.append(("thinking", "thinking", shorten(block["thinking"], 2000)))
             elif block_type == "tool_use":
@@ -570,12 +551,17 @@ def describe_record(record):
 
 
 def render_transcript_line(templates, record, number):
-    entries = describe_record(record)
+    try:
+        entries = describe_record(record)
+    except (AttributeError, TypeError, ValueError, KeyError):  # valid JSON of an unexpected shape
+        entries = [("text", "output", shorten(str(record.get("line", "")), DISPLAY_TEXT_CHARS))]
     return templates.render("transcript_line", number=number, entries=entries) if entries else None
 
 
 def sse_message(number, html_text):
-    data = "".join(f"data: {part}\n" for part in html_text.strip().split("\n"))
+    # EventSource ends a line at CR as well as LF: split on all three, or a bare CR in the CLI's
+    # output (curl and docker progress bars print them) would forge an event.
+    data = "".join(f"data: {part}\n" for part in re.split(r"\r\n|\r|\n", html_text.strip()))
     return f"id: {number}\n{data}\n".encode("utf-8")
 
 
@@ -587,18 +573,19 @@ class Subscriber:
     """One browser following a live transcript. Its queue is bounded: a browser that stops reading
     is dropped, so it can never hold the runner or the other browsers back."""
 
-    def __init__(self, limit):
-        self.limit = limit
+    def __init__(self, limit_bytes):
+        self.limit_bytes = limit_bytes
         self.pending = deque()
+        self.pending_bytes = 0
         self.wakeup = gevent.event.Event()
         self.dropped = False
-        self.finished = False
         self.reader = gevent.getcurrent()
 
     def offer(self, item):
         if self.dropped:
             return
-        if len(self.pending) >= self.limit:
+        self.pending_bytes += len(item[1])
+        if self.pending_bytes > self.limit_bytes:
             self.dropped = True
             self.pending.clear()
             # Its greenlet may be stuck writing to a socket nobody reads: end it, freeing both.
@@ -614,6 +601,7 @@ class Subscriber:
         self.wakeup.clear()
         items = list(self.pending)
         self.pending.clear()
+        self.pending_bytes = 0
         return items
 
 
@@ -646,14 +634,13 @@ class LiveTranscript:
     def finish(self, status):
         self.file.close()
         for subscriber in list(self.subscribers):
-            subscriber.finished = True
             subscriber.offer((None, sse_done(status)))
 
 
 class Hub:
-    def __init__(self, templates, queue_limit=SUBSCRIBER_QUEUE_LIMIT):
+    def __init__(self, templates, queue_bytes=SUBSCRIBER_QUEUE_BYTES):
         self.templates = templates
-        self.queue_limit = queue_limit
+        self.queue_bytes = queue_bytes
         self.live = {}
 
     def open(self, session_id, path):
@@ -673,7 +660,7 @@ class Hub:
         if transcript is None:
             return None, None
         transcript.flush()
-        subscriber = Subscriber(self.queue_limit)
+        subscriber = Subscriber(self.queue_bytes)
         transcript.subscribers.add(subscriber)
         return subscriber, transcript.count
 
@@ -711,15 +698,14 @@ def read_log(path, after=0, upto=None):
 # secrets, log and publish each line, keep the result event, and finalise the session's row.
 
 READ_CHUNK_BYTES = 65536
-MAX_LINE_BYTES = 8 * 1024 * 1024
-STOP_GRACE_S = 5
+# A longer line is cut into pieces of this size, so that memory stays bounded whatever the CLI does.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+STOP_GRACE_S = 3
 PIPE_DRAIN_GRACE_S = 2
 STDERR_TAIL_LINES = 20
 SECRET_ENV_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-SECRET_PATTERNS = [
-    re.compile(r"sk-ant-[A-Za-z0-9_\-]{6,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
-]
+ANTHROPIC_KEY = re.compile(r"sk-ant-[A-Za-z0-9_\-]{6,}")
+BEARER_TOKEN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}")
 MASK = "[redacted]"
 
 
@@ -737,8 +723,8 @@ class Redactor:
     def __call__(self, text):
         if self.values is not None:
             text = self.values.sub(MASK, text)
-        text = SECRET_PATTERNS[0].sub("sk-ant-" + MASK, text)
-        return SECRET_PATTERNS[1].sub(lambda match: match.group(1) + MASK, text)
+        text = ANTHROPIC_KEY.sub("sk-ant-" + MASK, text)
+        return BEARER_TOKEN.sub(lambda match: match.group(1) + MASK, text)
 
 
 def environment_context(config, trigger):
@@ -807,6 +793,8 @@ class Runner:
         self.store = store
         self.hub = hub
         self.environ = dict(os.environ if environ is None else environ)
+        # The agent has no use for the dashboard's password, and could print it.
+        self.environ.pop("CLAUDEOPS_DASHBOARD_PASSWORD", None)
         self.redact = Redactor(self.environ, [config.password or ""])
         self.process = None
         self.stopping = None  # why the running process is being stopped, when it is
@@ -860,14 +848,17 @@ class Runner:
                 outcome = self.run_cli(prompt, context, transcript)
         except OSError as exc:
             outcome.fault = f"cannot write the session log: {exc.strerror or exc}"
-            if self.process is not None and self.process.poll() is None:
-                stop_process_group(self.process)
+        except gevent.GreenletExit:
+            outcome = Outcome(stopped_because="interrupted")
+            raise
         except Exception as exc:  # a bug must not leave a row `running` forever
             log.exception("session %d failed inside claude-ops", session_id)
             outcome.fault = f"internal error: {exc!r}"
         finally:
+            if self.process is not None and self.process.poll() is None:
+                stop_process_group(self.process)
             self.process, self.stopping = None, None
-        self.finish(session_id, transcript, outcome)
+            self.finish(session_id, transcript, outcome)
         return session_id
 
     def run_cli(self, prompt, context, transcript):
@@ -886,6 +877,8 @@ class Runner:
         except OSError as exc:
             outcome.fault = f"cannot start {executable}: {exc.strerror or exc}"
             return outcome
+        if self.stopping:  # the app began to stop while the CLI was starting
+            gevent.spawn(stop_process_group, process)
         stderr_tail = deque(maxlen=STDERR_TAIL_LINES)
         readers = [
             gevent.spawn(self.read_pipe, process.stdout, "stdout", transcript, outcome, None),
@@ -1021,13 +1014,12 @@ class Runner:
             self.store.update_session(row["id"], log_file=None)
 
     def stop(self, reason):
-        """Stop the running CLI, if any; its session ends with `reason` as its status."""
-        if self.process is not None and self.stopping is None:
+        """Stop the running CLI's whole group, if any: SIGTERM, then SIGKILL after the grace.
+        Its session ends with `reason` as its status."""
+        if self.stopping is None:
             self.stopping = reason
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            if self.process is not None:
+                gevent.spawn(stop_process_group, self.process)
 
 
 def result_error(result):
@@ -1058,13 +1050,13 @@ class TriggerRefused(Exception):
 
 
 class Scheduler:
-    def __init__(self, config, runner, store):
+    def __init__(self, config, runner):
         self.config = config
         self.runner = runner
-        self.store = store
         self.triggers = gevent.queue.Queue(maxsize=1)
         self.greenlet = None
         self.running_session_id = None
+        self.running_trigger = None
         self.busy = False
         self.due_monotonic = None
         self.accepting = False
@@ -1082,7 +1074,7 @@ class Scheduler:
             return
         if self.busy:
             self.runner.stop("interrupted")
-            self.greenlet.join(timeout=STOP_GRACE_S + PIPE_DRAIN_GRACE_S * 2 + 2)
+            self.greenlet.join(timeout=STOP_GRACE_S + PIPE_DRAIN_GRACE_S + 2)
         self.greenlet.kill()
 
     def trigger_adhoc(self, prompt):
@@ -1091,7 +1083,11 @@ class Scheduler:
         prompt = (prompt or "").strip()
         if not prompt:
             raise TriggerRefused(400, "A prompt is required.")
-        if len(prompt.encode("utf-8")) > MAX_PROMPT_BYTES:
+        try:
+            encoded = prompt.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, as JSON can carry
+            raise TriggerRefused(400, "The prompt is not valid UTF-8.") from None
+        if len(encoded) > MAX_PROMPT_BYTES:
             raise TriggerRefused(413, f"The prompt is longer than {MAX_PROMPT_BYTES // 1024} KiB.")
         if not self.accepting:
             raise TriggerRefused(503, "The scheduler is not running.")
@@ -1110,12 +1106,15 @@ class Scheduler:
 
     @property
     def next_run_at(self):
-        """Wall-clock time of the next scheduled run. Waiting is on the monotonic clock, which a
-        Pi without a real-time clock needs: its wall clock jumps when NTP syncs after boot."""
+        """Wall-clock time of the next scheduled run; None while it waits on the running session.
+        Waiting is on the monotonic clock, which a Pi without a real-time clock needs: its wall
+        clock jumps when NTP syncs after boot."""
         if self.due_monotonic is None:
             return None
-        left = max(0.0, self.due_monotonic - time.monotonic())
-        return utc_now() + datetime.timedelta(seconds=round(left))
+        left = self.due_monotonic - time.monotonic()
+        if self.busy and (left <= 0 or self.running_trigger == "scheduled"):
+            return None
+        return utc_now() + datetime.timedelta(seconds=round(max(0.0, left)))
 
     def loop(self):
         while True:
@@ -1124,18 +1123,20 @@ class Scheduler:
                 prompt, started = self.triggers.get(block=left > 0, timeout=max(left, 0))
             except gevent.queue.Empty:
                 prompt, started = None, None
-            self.busy = True
+            self.busy, self.running_trigger = True, "scheduled" if prompt is None else "manual"
             try:
                 self.runner.run_once(prompt, on_started=self.session_started(started))
+                self.runner.delete_old_logs()
             except Exception:
                 log.exception("a session failed to run; the scheduler goes on")
             finally:
-                self.busy, self.running_session_id = False, None
+                self.busy, self.running_session_id, self.running_trigger = False, None, None
+                if started is not None and not started.ready():
+                    started.set(None)
             if prompt is None:
                 self.due_monotonic = time.monotonic() + self.config.interval_s
             if not self.accepting:
                 return
-            self.runner.delete_old_logs()
 
     def session_started(self, started):
         def record(session_id):
@@ -1192,8 +1193,33 @@ def session_duration(session):
     return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
+def spoken_seconds(seconds):
+    for unit_s, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= unit_s and seconds % unit_s == 0:
+            return plural(seconds // unit_s, unit)
+    return plural(seconds, "second")
+
+
 def session_cost(session):
     return "—" if session.get("cost_usd") is None else f"${session['cost_usd']:.4f}"
+
+
+def session_number(text):
+    """A session id or line number from a URL or header; None for anything but plain digits."""
+    text = text.strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
+
+
+def with_security_headers(wsgi_app):
+    """Adds SECURITY_HEADERS to every response, error pages and redirects included (Bottle's
+    HTTPResponse replaces the headers a hook set)."""
+    def app(environ, start_response):
+        def start(status, headers, exc_info=None):
+            present = {name.lower() for name, _ in headers}
+            headers.extend(item for item in SECURITY_HEADERS.items() if item[0].lower() not in present)
+            return start_response(status, headers, exc_info)
+        return wsgi_app(environ, start)
+    return app
 
 
 def host_name(host_header):
@@ -1257,8 +1283,6 @@ def build_web(config, store, hub, scheduler, runner, templates):
     @web.hook("before_request")
     def guard():
         request = bottle.request
-        for header, value in SECURITY_HEADERS.items():
-            bottle.response.set_header(header, value)
         host = host_name(request.get_header("Host", ""))
         if not (is_ip_literal(host) or host in allowed_hosts):
             refuse(403, f"This dashboard does not answer to the host name {host!r}. "
@@ -1282,12 +1306,10 @@ def build_web(config, store, hub, scheduler, runner, templates):
 
     def error_page(error):
         status = error.status_code
-        message = error.body if isinstance(error.body, str) and error.body else HTTP_REASONS.get(
-            status, "Error")
-        if status >= 500 and not isinstance(error.body, str):
-            message = HTTP_REASONS[500]
-        if error.exception is not None:
-            message = HTTP_REASONS[500]
+        if status >= 500 or not (isinstance(error.body, str) and error.body):
+            message = HTTP_REASONS.get(status, "Error")  # never the text of an exception
+        else:
+            message = error.body
         if bottle.request.path.startswith("/api/"):
             bottle.response.content_type = "application/json"
             return json.dumps({"error": message})
@@ -1299,9 +1321,8 @@ def build_web(config, store, hub, scheduler, runner, templates):
     web.default_error_handler = error_page
 
     def load_session(session_id):
-        if not session_id.isdigit() or len(session_id) > 18:
-            refuse(404, "No such session.")
-        session = store.session(int(session_id))
+        number = session_number(session_id)
+        session = store.session(number) if number is not None else None
         if session is None:
             refuse(404, "No such session.")
         return session
@@ -1325,15 +1346,14 @@ def build_web(config, store, hub, scheduler, runner, templates):
         services, cooldown_problem = read_cooldowns(os.path.join(config.state_dir, "cooldown.json"))
         return page("index", "Dashboard", services=services, cooldown_problem=cooldown_problem,
                     latest=store.latest_session(), next_run_at=scheduler.next_run_at,
+                    running_trigger=scheduler.running_trigger,
                     warnings=setup_warnings(config, runner.environ))
 
     @web.get("/sessions")
     def sessions():
-        before = bottle.request.query.get("before", "")
-        before_id = int(before) if before.isdigit() else None
-        rows = store.sessions_page(before_id, SESSION_PAGE_SIZE + 1)
-        older = rows[SESSION_PAGE_SIZE]["id"] + 1 if len(rows) > SESSION_PAGE_SIZE else None
-        values = dict(sessions=rows[:SESSION_PAGE_SIZE], before_id=before_id, older_than=older,
+        before_id = session_number(bottle.request.query.get("before", ""))
+        page_rows, older = sessions_page(before_id)
+        values = dict(sessions=page_rows, before_id=before_id, older_than=older,
                       polling=before_id is None and scheduler.busy)
         return fragment_or_page(200, "sessions_table", "Sessions", **values)
 
@@ -1343,6 +1363,12 @@ def build_web(config, store, hub, scheduler, runner, templates):
         lines, skipped, shown_upto = transcript_lines(session)
         return page("session", f"Session {session['id']}", session=session, lines=lines,
                     skipped=skipped, after=shown_upto, live=session["id"] in hub.live)
+
+    def sessions_page(before_id):
+        """A page of sessions and the id to ask for the next one with (None on the last page)."""
+        rows = store.sessions_page(before_id, SESSION_PAGE_SIZE + 1)
+        page_rows = rows[:SESSION_PAGE_SIZE]
+        return page_rows, page_rows[-1]["id"] if len(rows) > SESSION_PAGE_SIZE else None
 
     def transcript_lines(session):
         """The rendered lines of a session's log, the last TRANSCRIPT_PAGE_LINES of them."""
@@ -1362,7 +1388,7 @@ def build_web(config, store, hub, scheduler, runner, templates):
     def session_stream(session_id):
         session = load_session(session_id)
         resume = bottle.request.get_header("Last-Event-ID") or bottle.request.query.get("after", "")
-        after = int(resume) if resume.strip().isdigit() else 0
+        after = session_number(resume) or 0
         bottle.response.content_type = "text/event-stream; charset=utf-8"
         bottle.response.set_header("Cache-Control", "no-cache")
         bottle.response.set_header("X-Accel-Buffering", "no")
@@ -1443,7 +1469,7 @@ def build_web(config, store, hub, scheduler, runner, templates):
             except OSError:
                 refuse(404, "No such file.")
         body = static_cache[name]
-        etag = f'"{len(body):x}-{hash(body) & 0xffffffff:x}"'
+        etag = f'"{len(body):x}-{zlib.crc32(body):x}"'
         bottle.response.set_header("ETag", etag)
         bottle.response.set_header("Cache-Control", "public, max-age=86400")
         bottle.response.content_type = STATIC_TYPES[extension]
@@ -1465,10 +1491,8 @@ def build_web(config, store, hub, scheduler, runner, templates):
 
     @web.get("/api/v1/sessions")
     def api_sessions():
-        before = bottle.request.query.get("before", "")
-        rows = store.sessions_page(int(before) if before.isdigit() else None, SESSION_PAGE_SIZE)
-        return {"sessions": [session_json(row) for row in rows],
-                "next_before": rows[-1]["id"] if len(rows) == SESSION_PAGE_SIZE else None}
+        page_rows, older = sessions_page(session_number(bottle.request.query.get("before", "")))
+        return {"sessions": [session_json(row) for row in page_rows], "next_before": older}
 
     @web.get("/api/v1/sessions/<session_id>")
     def api_session(session_id):
@@ -1490,10 +1514,12 @@ def build_web(config, store, hub, scheduler, runner, templates):
         except TriggerRefused as refused:
             refuse(refused.status, refused.message)
         session_id = started.wait(TRIGGER_REDIRECT_WAIT_S)
+        if session_id is None:  # accepted, but its row is not there yet
+            bottle.response.status = 202
+            return {"id": None, "url": "/sessions"}
         bottle.response.status = 201
-        if session_id:
-            bottle.response.set_header("Location", f"/api/v1/sessions/{session_id}")
-        return {"id": session_id, "url": f"/sessions/{session_id}" if session_id else "/sessions"}
+        bottle.response.set_header("Location", f"/api/v1/sessions/{session_id}")
+        return {"id": session_id, "url": f"/sessions/{session_id}"}
 
     return web
 
@@ -1528,20 +1554,26 @@ class ClaudeOps:
 
     def __init__(self, config, environ=None):
         self.config = config
-        for folder in (config.state_dir, config.results_dir):
-            os.makedirs(folder, exist_ok=True)
+        for setting, folder in (("CLAUDEOPS_STATE_DIR", config.state_dir),
+                                ("CLAUDEOPS_RESULTS_DIR", config.results_dir)):
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"{setting} {folder} cannot be used: {exc.strerror}") from None
         self.store = Store(os.path.join(config.state_dir, "claudeops.db"))
         for session_id in self.store.interrupt_running("the app stopped"):
             log.warning("session %d was running when the app last stopped: marked interrupted",
                         session_id)
         ensure_cooldown_file(os.path.join(config.state_dir, "cooldown.json"))
         self.templates = Templates(local_time=local_time, duration=session_duration,
-                                   cost=session_cost, dry_run=config.dry_run)
+                                   cost=session_cost, dry_run=config.dry_run,
+                                   restart_limit=RESTART_LIMIT, redeploy_limit=REDEPLOY_LIMIT,
+                                   interval=spoken_seconds(config.interval_s))
         self.hub = Hub(self.templates)
         self.runner = Runner(config, self.store, self.hub, environ)
-        self.scheduler = Scheduler(config, self.runner, self.store)
-        self.web = build_web(config, self.store, self.hub, self.scheduler, self.runner,
-                             self.templates)
+        self.scheduler = Scheduler(config, self.runner)
+        self.web = with_security_headers(build_web(config, self.store, self.hub, self.scheduler,
+                                                   self.runner, self.templates))
         self.server = None
 
     def start(self, listener=None):
@@ -1590,8 +1622,9 @@ def main(argv=None):
                         format="%(asctime)s %(levelname)s %(message)s")
     try:
         config = load_config(sys.argv[1:] if argv is None else argv, os.environ)
+        listener = listen(config.host, config.port)  # before any state is written
         app = ClaudeOps(config)
-        address = app.start()
+        address = app.start(listener)
     except ConfigError as exc:
         print(f"claude-ops: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import dataclasses
 import json
 import os
 import signal
@@ -32,9 +33,10 @@ IN_CI = os.environ.get("CI") == "true"
 # A small `claude` that follows a plan (a JSON list of steps) and records what it was given.
 
 FAKE_CLAUDE = r'''#!{python}
-import json, os, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 
-record = {"argv": sys.argv[1:], "pid": os.getpid(), "pgid": os.getpgid(0), "started": time.time()}
+record = {"argv": sys.argv[1:], "pid": os.getpid(), "pgid": os.getpgid(0), "started": time.time(),
+          "environ": sorted(os.environ)}
 plan = json.load(open(os.environ["FAKE_CLAUDE_PLAN"]))
 if not plan.get("skip_stdin"):
     record["stdin"] = sys.stdin.read()
@@ -77,6 +79,8 @@ for step in plan["steps"]:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(%d)" % value])
         with open(record_path, "a") as out:
             out.write(json.dumps({"child": child.pid}) + "\n")
+    elif kind == "ignore_sigterm":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     elif kind == "hang":
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         with open(record_path, "a") as out:
@@ -208,7 +212,8 @@ def make_app(tmp_path, fake):
         settings.setdefault("state_dir", str(tmp_path / "state"))
         settings.setdefault("results_dir", str(tmp_path / "results"))
         settings.setdefault("session_timeout_s", 60)
-        app = claude_ops.ClaudeOps(claude_ops.Config(**settings),
+        config = dataclasses.replace(claude_ops.load_config([], {}), **settings)
+        app = claude_ops.ClaudeOps(config,
                                    environ=fake.environ() if environ is None else environ)
         apps.append(app)
         if serve:
@@ -303,6 +308,17 @@ def test_a_port_in_use_stops_start_up_with_one_line(tmp_path):
     errors = [line for line in finished_run.stderr.splitlines() if "claude-ops:" in line]
     assert errors == [f"claude-ops: CLAUDEOPS_DASHBOARD_HOST/PORT 127.0.0.1:{port} is in use"]
     assert "Traceback" not in finished_run.stderr
+
+
+def test_a_state_dir_that_cannot_be_made_is_named_and_nothing_is_written(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    environ = dict(os.environ, CLAUDEOPS_STATE_DIR=str(blocker / "state"),
+                   CLAUDEOPS_DASHBOARD_PORT=str(free_port()))
+    finished_run = run_program([], environ)
+    assert finished_run.returncode == 2
+    assert finished_run.stderr.strip().splitlines() == [
+        f"claude-ops: CLAUDEOPS_STATE_DIR {blocker / 'state'} cannot be used: Not a directory"]
 
 
 def test_help_lists_every_flag_with_its_variable():
@@ -490,6 +506,8 @@ def test_a_missing_field_invalid_utf8_and_oversized_bodies_are_refused(make_app,
     client.post("/api/v1/sessions/trigger", b"{not json", status=400, content_type="application/json")
     client.post_json("/api/v1/sessions/trigger", {"prompt": 42}, status=400)
     client.post_json("/api/v1/sessions/trigger", {"prompt": " "}, status=400)
+    client.post("/api/v1/sessions/trigger", b'{"prompt": "\\ud800"}', status=400,
+                content_type="application/json")
     assert rows(app) == [] and fake.runs() == []
 
 
@@ -529,7 +547,9 @@ def test_a_run_that_falls_due_during_an_adhoc_session_starts_right_after_it(make
     app = make_app(interval_s=1)
     trigger(browser_client(app), "long ad-hoc job")
     wait_for(lambda: fake.runs(), message="the ad-hoc CLI")
-    wait_for(lambda: app.scheduler.next_run_at <= claude_ops.utc_now(), message="the run to fall due")
+    # next_run_at is None once the run fell due and waits for the running session.
+    wait_for(lambda: app.scheduler.next_run_at is None, message="the run to fall due")
+    assert "Right after the running session ends." in browser_client(app).get("/").text
     assert len(fake.runs()) == 1
     fake.plan(plan_ok())
     released = time.time()
@@ -620,6 +640,49 @@ def test_the_timeout_stops_the_whole_process_group(make_app, fake):
     assert not any(process_alive(pid) for pid in fake.children())
 
 
+def test_a_cli_that_ignores_sigterm_is_killed_at_the_timeout(make_app, fake):
+    app, session = run_plan(make_app, fake, [{"print": INIT}, {"ignore_sigterm": True}, {"hang": True}],
+                            session_timeout_s=1)
+    assert (session["status"], session["error"]) == ("timeout", "timed out after 1 s")
+    run, = fake.runs()
+    wait_for(lambda: not group_alive(run["pgid"]), timeout=10, message="the process group to end")
+
+
+def test_odd_but_valid_json_lines_are_shown_as_text_and_the_session_goes_on(make_app, fake):
+    gate = fake.gate("go")
+    odd = [{"type": "assistant", "message": {"content": [{"type": "text", "text": None}]}},
+           {"type": "system", "subtype": "api_retry", "retry_delay_ms": "soon"},
+           {"type": "assistant", "message": "not an object"}, [1, 2], "just a string"]
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}] + [{"print": json.dumps(o)} for o in odd]
+              + [{"print": result()}])
+    app = make_app(serve=True)
+    app.scheduler.trigger_adhoc("x")
+    wait_for(lambda: fake.runs())
+    client = SSEClient(app.port, "/sessions/1/stream")
+    wait_for(lambda: app.hub.subscriber_count() == 1)
+    open(gate, "w").close()
+    assert client.read_until_done() == {"event": "done", "data": "completed"}
+    client.close()
+    assert finished(app, 1)["status"] == "completed"
+    page = browser_client(app).get("/sessions/1")
+    assert "&quot;text&quot;: null" in page.text and "just a string" in page.text
+
+
+def test_a_bare_carriage_return_cannot_forge_an_sse_event(make_app, fake):
+    fake.plan([{"print": INIT}, {"print": assistant_text("50%\r100%\revent: done\rdata: completed\r\r")},
+               {"print": result()}])
+    app = make_app(serve=True)
+    app.scheduler.trigger_adhoc("x")
+    wait_for(lambda: finished(app, 1))
+    connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=30)
+    connection.request("GET", "/sessions/1/stream", headers={"Host": "localhost"})
+    body = connection.getresponse().read()
+    connection.close()
+    assert b"\r" not in body and body.count(b"\nevent: done\n") == 1
+    assert body.endswith(b"event: done\ndata: completed\n\n")
+    assert b"data: 100%\ndata: event: done\ndata: data: completed" in body
+
+
 def test_a_child_holding_stdout_does_not_keep_the_session_running(make_app, fake):
     started = time.monotonic()
     app, session = run_plan(make_app, fake, [
@@ -652,10 +715,19 @@ def test_an_unreadable_log_folder_fails_the_session_and_the_scheduler_goes_on(ma
 def test_a_deleted_prompt_file_fails_the_scheduled_session_with_the_reason(make_app, fake, tmp_path):
     prompt_file = tmp_path / "prompt.md"
     prompt_file.write_text("Check the homelab.")
-    app = make_app(prompt_file=str(prompt_file), run_on_start=True)
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app = make_app(prompt_file=str(prompt_file), run_on_start=True, interval_s=1)
+    wait_for(lambda: fake.runs())
+    prompt_file.unlink()
+    open(gate, "w").close()
     session = wait_for(lambda: finished(app, 1))
     assert session["status"] == "completed" and session["prompt_file"] == str(prompt_file)
     assert fake.runs()[0]["stdin"] == "Check the homelab."
+    second = wait_for(lambda: finished(app, 2), message="the next scheduled session")
+    assert second["status"] == "failed" and second["prompt_file"] == str(prompt_file)
+    assert second["error"].startswith("cannot read the prompt file: [Errno 2] No such file")
+    assert len(fake.runs()) == 1
 
 
 def test_secrets_are_masked_in_the_log_the_row_and_the_stream(make_app, fake):
@@ -673,8 +745,19 @@ def test_secrets_are_masked_in_the_log_the_row_and_the_stream(make_app, fake):
     assert key not in text and token not in text and "abcdefghijklmnop" not in text
     assert "[redacted]" in text
     assert token not in session["response"]
-    page = browser_client(app).get("/sessions/1").text
-    assert key not in page and token not in page
+    client = browser_client(app)
+    for path in ["/sessions/1", "/sessions/1/stream", "/sessions/1/log", "/api/v1/sessions/1"]:
+        text = client.get(path).text
+        assert key not in text and token not in text and "[redacted]" in text, path
+
+
+def test_the_dashboard_password_never_reaches_the_cli(make_app, fake):
+    app = make_app(password="pi-pass", environ=fake.environ(CLAUDEOPS_DASHBOARD_PASSWORD="pi-pass"))
+    app.scheduler.trigger_adhoc("print your environment")
+    wait_for(lambda: finished(app, 1))
+    run, = fake.runs()
+    assert "CLAUDEOPS_DASHBOARD_PASSWORD" not in run["environ"] and "FAKE_CLAUDE_PLAN" in run["environ"]
+    assert not any("pi-pass" in arg for arg in run["argv"])
 
 
 def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
@@ -783,8 +866,9 @@ def test_a_killed_app_marks_its_session_interrupted_on_restart(app_process, fake
     wait_for(lambda: app.get(f"/api/v1/sessions/{body['id']}")["status"] == "completed")
 
 
-def test_sigterm_interrupts_the_running_session_and_exits(app_process, fake, tmp_path):
-    fake.plan([{"print": INIT}, {"hang": True}])
+@pytest.mark.parametrize("stubborn", [False, True], ids=["cli", "cli-ignoring-sigterm"])
+def test_sigterm_interrupts_the_running_session_and_exits(app_process, fake, tmp_path, stubborn):
+    fake.plan([{"print": INIT}] + ([{"ignore_sigterm": True}] if stubborn else []) + [{"hang": True}])
     app = app_process()
     status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "slow job"})
     run = wait_for(lambda: fake.runs(), message="the CLI to start")[0]
@@ -958,7 +1042,7 @@ def test_a_client_that_never_reads_is_dropped_while_the_others_finish(make_app, 
                {"print": result()}])
     app = make_app(serve=True)
     # Above the lines one read of the pipe can carry, far below what the flood sends.
-    app.hub.queue_limit = 1500
+    app.hub.queue_bytes = 1024 * 1024
     app.scheduler.trigger_adhoc("flood")
     wait_for(lambda: fake.runs())
     stalled = socket.create_connection(("127.0.0.1", app.port))
@@ -1164,6 +1248,28 @@ def test_a_failed_session_page_shows_why_and_a_scheduled_one_has_no_prompt_block
     assert page.html.select_one(".prompt-block") is None
     assert page.html.select_one(".error-block pre").text == session["error"]
     assert "Invalid API key" in session["error"]
+
+
+def test_odd_numbers_in_urls_and_headers_are_not_faults(make_app):
+    client = browser_client(make_app())
+    client.get("/sessions/%C2%B2", status=404)
+    client.get("/sessions/%C2%B2/stream", status=404)
+    client.get("/api/v1/sessions/%C2%B2", status=404)
+    assert client.get("/sessions?before=%C2%B2").status_code == 200
+    assert client.get("/api/v1/sessions?before=%C2%B2").json["sessions"] == []
+
+
+def test_every_response_carries_the_security_headers(make_app):
+    app = make_app(password="correct horse")
+    client = browser_client(app)
+    auth = {"Authorization": basic("correct horse")}
+    responses = [client.get("/", headers=auth), client.get("/nowhere", headers=auth, status=404),
+                 client.get("/", status=401), client.get("/api/v1/health"),
+                 client.post("/sessions/trigger", {"prompt": "x"}, headers=auth, status=303),
+                 client.get("/static/style.css", headers=auth)]
+    for response in responses:
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
 @pytest.mark.parametrize("path", ["/sessions/999", "/sessions/abc", "/sessions/-1", "/sessions/1.5",

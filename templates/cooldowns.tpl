@@ -1,7 +1,7 @@
 <section class="card">
   <h1>Cooldowns</h1>
-  <p class="hint">Limits the agent keeps: 2 restarts of a service in 4 hours, 1 redeployment in 24 hours.</p>
-  % if cooldown_problem and cooldown_problem != "cooldown.json does not exist yet.":
+  <p class="hint">Limits the agent keeps: {{restart_limit}} restarts of a service in 4 hours, {{redeploy_limit}} redeployment in 24 hours.</p>
+  % if cooldown_problem:
   <p class="notice">{{cooldown_problem}}</p>
   % elif not services:
   <p class="empty">No services recorded yet.</p>
@@ -13,8 +13,8 @@
     <tr>
       <td>{{service.name}}</td>
       <td><span class="status-badge status-{{service.status.lower()}}">{{service.status}}</span></td>
-      <td class="{{'limit' if service.restarts_recent >= 2 else ''}}">{{service.restarts_recent}} / 2</td>
-      <td class="{{'limit' if service.redeployments_recent >= 1 else ''}}">{{service.redeployments_recent}} / 1</td>
+      <td class="{{'limit' if service.restarts_recent >= restart_limit else ''}}">{{service.restarts_recent}} / {{restart_limit}}</td>
+      <td class="{{'limit' if service.redeployments_recent >= redeploy_limit else ''}}">{{service.redeployments_recent}} / {{redeploy_limit}}</td>
       % last = service.restarts[-1] if service.restarts else None
       <td class="wide-only">{{!local_time(str(last.get('timestamp'))) if last else '—'}}{{'' if not last or last.get('success', True) else ' (failed)'}}</td>
       <td class="wide-only">{{service.consecutive_healthy}}</td>

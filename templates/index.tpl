@@ -6,7 +6,7 @@
 % end
 <section class="card">
   <div class="card-head"><h2>Services</h2><a href="/cooldowns">Cooldowns</a></div>
-  % if cooldown_problem and cooldown_problem != "cooldown.json does not exist yet.":
+  % if cooldown_problem:
   <p class="notice">{{cooldown_problem}}</p>
   % elif not services:
   <p class="empty">No services recorded yet. Each session checks the homelab and records every service it finds in cooldown.json; they show here after the first session.</p>
@@ -17,8 +17,8 @@
       <h3>{{service.name}}</h3>
       <span class="status-badge status-{{service.status.lower()}}">{{service.status}}</span>
       <dl>
-        <dt>Restarts (4 h)</dt><dd class="{{'limit' if service.restarts_recent >= 2 else ''}}">{{service.restarts_recent}} / 2</dd>
-        <dt>Redeploys (24 h)</dt><dd class="{{'limit' if service.redeployments_recent >= 1 else ''}}">{{service.redeployments_recent}} / 1</dd>
+        <dt>Restarts (4 h)</dt><dd class="{{'limit' if service.restarts_recent >= restart_limit else ''}}">{{service.restarts_recent}} / {{restart_limit}}</dd>
+        <dt>Redeploys (24 h)</dt><dd class="{{'limit' if service.redeployments_recent >= redeploy_limit else ''}}">{{service.redeployments_recent}} / {{redeploy_limit}}</dd>
         <dt>Last check</dt><dd>{{!local_time(service.last_checked)}}</dd>
       </dl>
     </article>
@@ -60,9 +60,11 @@
 
 <section class="card next-run">
   <h2>Next scheduled run</h2>
-  % if next_run_at is None:
-  <p>Not scheduled.</p>
+  % if next_run_at is not None:
+  <p>{{!local_time(next_run_at.strftime('%Y-%m-%dT%H:%M:%SZ'))}} <span class="hint">· every {{interval}} after the last one ends</span></p>
+  % elif running_trigger == 'scheduled':
+  <p>{{interval}} after the running session ends.</p>
   % else:
-  <p>{{!local_time(next_run_at.strftime('%Y-%m-%dT%H:%M:%SZ'))}}</p>
+  <p>Right after the running session ends.</p>
   % end
 </section>
