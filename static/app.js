@@ -1,16 +1,21 @@
 // Small behaviours htmx does not cover: local times, and a live transcript that follows its end.
 (function () {
   "use strict";
-  var timeFormat = new Intl.DateTimeFormat(undefined, {
-    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit"
+  // Short enough for a phone's table cell; the year only when it is not this one.
+  var thisYear = new Intl.DateTimeFormat(undefined, {
+    month: "short", day: "numeric", hour: "numeric", minute: "2-digit"
+  });
+  var otherYear = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit"
   });
 
   function showLocalTimes(root) {
+    var year = new Date().getFullYear();
     root.querySelectorAll("time[datetime]").forEach(function (element) {
       var moment = new Date(element.getAttribute("datetime"));
       if (!isNaN(moment)) {
-        element.textContent = timeFormat.format(moment);
-        element.title = element.getAttribute("datetime");
+        element.textContent = (moment.getFullYear() === year ? thisYear : otherYear).format(moment);
+        element.title = moment.toString();
       }
     });
   }

@@ -7,7 +7,7 @@
   <p class="empty">No services recorded yet.</p>
   % else:
   <div class="table-scroll"><table class="cooldown-table">
-    <thead><tr><th>Service</th><th>Status</th><th>Restarts (4 h)</th><th>Redeploys (24 h)</th><th class="wide-only">Last restart</th><th class="wide-only">Healthy streak</th><th>Last check</th></tr></thead>
+    <thead><tr><th>Service</th><th>Status</th><th>Restarts (4 h)</th><th>Redeploys (24 h)</th><th class="wide-only">Last restart</th><th class="wide-only">Healthy streak</th><th class="wide-only">Last check</th></tr></thead>
     <tbody>
     % for service in services:
     <tr>
@@ -18,7 +18,7 @@
       % last = service.restarts[-1] if service.restarts else None
       <td class="wide-only">{{!local_time(str(last.get('timestamp'))) if last else '—'}}{{'' if not last or last.get('success', True) else ' (failed)'}}</td>
       <td class="wide-only">{{service.consecutive_healthy}}</td>
-      <td>{{!local_time(service.last_checked)}}</td>
+      <td class="wide-only">{{!local_time(service.last_checked)}}</td>
     </tr>
     % end
     </tbody>
