@@ -68,10 +68,11 @@ START_LIMIT_S = 20
 # Made up, but shaped like the real thing: a user sets the key in the environment, so the app's
 # redactor has a value to mask on every line and the dashboard shows no missing-credentials banner.
 DUMMY_API_KEY = "sk-ant-bench-dummy-0000000000000000"
+# Run by the app's own Python: creates the schema, and prints the context the app stores per row.
 SCHEMA_SCRIPT = ("import sys, claude_ops\n"
                  "claude_ops.Store(sys.argv[1]).close()\n"
-                 "print(claude_ops.environment_context(claude_ops.Config(state_dir=sys.argv[2]),"
-                 " 'scheduled'), end='')\n")
+                 "config = claude_ops.load_config([], {'CLAUDEOPS_STATE_DIR': sys.argv[2]})\n"
+                 "print(claude_ops.environment_context(config, 'scheduled'), end='')\n")
 SERVICES = ["jellyfin", "sonarr", "radarr", "prowlarr", "qbittorrent", "home-assistant",
             "mosquitto", "zigbee2mqtt", "nextcloud", "postgres", "traefik", "pihole"]
 RESPONSE = ("Checked 12 services. jellyfin, sonarr, radarr, prowlarr, qbittorrent, home-assistant, "
@@ -86,7 +87,7 @@ class Row:
     measure: str
     figure: str
     goal: str
-    passed: bool | None
+    passed: bool
     ratio: float | None = None
     data: dict = field(default_factory=dict)
 
@@ -100,12 +101,25 @@ def free_port():
 
 
 def proc_status_mb(pid, name):
-    """A VmRSS / VmHWM figure of /proc/<pid>/status, in MB."""
+    """A VmRSS / VmHWM figure of /proc/<pid>/status, in MiB."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith(name + ":"):
                 return int(line.split()[1]) / 1024
     raise KeyError(name)
+
+
+def machine_busy_share(seconds=1.0):
+    """The share of all CPUs in use over `seconds` (/proc/stat): other work on the machine makes
+    every figure of the bench noisier, so the report says how busy it was before it started."""
+    def sample():
+        with open("/proc/stat") as stat:
+            ticks = [int(value) for value in stat.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
+    total_before, idle_before = sample()
+    time.sleep(seconds)
+    total_after, idle_after = sample()
+    return 1 - (idle_after - idle_before) / max(1, total_after - total_before)
 
 
 def cpu_seconds(pid):
@@ -164,11 +178,11 @@ class FakeCli:
         self.path = os.path.join(folder, "claude")
         self.plan_path = os.path.join(folder, "plan.json")
         self.events_path = os.path.join(folder, "cli-events.txt")
+        body = os.path.join(BENCH_DIR, "fake_claude.py")
         with open(self.path, "w") as wrapper:
             wrapper.write("#!/bin/bash\n"
-                          'echo "started $EPOCHREALTIME" >> "$BENCH_CLI_EVENTS"\n'
-                          f'exec "{sys.executable}" -S "{os.path.join(BENCH_DIR, "fake_claude.py")}"'
-                          ' "$@"\n')
+                          'echo "started ${EPOCHREALTIME/,/.}" >> "$BENCH_CLI_EVENTS"\n'
+                          f'exec "{sys.executable}" -S "{body}" "$@"\n')
         os.chmod(self.path, 0o755)
         open(self.events_path, "w").close()
 
@@ -199,8 +213,8 @@ class App:
         self.results_dir = os.path.join(self.folder, "results")
         os.makedirs(self.state_dir)
         self.port = free_port()
-        self.environ = {name: value for name, value in os.environ.items()
-                        if not name.startswith("CLAUDEOPS_")}
+        self.environ = {variable: value for variable, value in os.environ.items()
+                        if not variable.startswith("CLAUDEOPS_")}
         self.environ.update(lab.fake.environ(), ANTHROPIC_API_KEY=DUMMY_API_KEY,
                             CLAUDEOPS_STATE_DIR=self.state_dir,
                             CLAUDEOPS_RESULTS_DIR=self.results_dir,
@@ -433,7 +447,8 @@ def measure_index(lab):
         Row("GET /, 10,000 sessions, 50 keep-alive clients",
             f"{loaded['rps']:,.0f} req/s vs bare Bottle {bare['rps']:,.0f} req/s; CPU"
             f" {loaded['cpu_us_per_request']:.0f} vs {bare['cpu_us_per_request']:.0f} µs a request,"
-            f" {loaded['cpu_share']:.0%} vs {bare['cpu_share']:.0%} of a core ({page_kb:.1f} KB page)"
+            f" {loaded['cpu_share']:.0%} vs {bare['cpu_share']:.0%} of a core"
+            f" ({page_kb:.1f} KiB page)"
             + (f"; the baseline is idle {1 - bare['cpu_share']:.0%} of the time, so the ratio"
                " compares waits, not work" if bare["cpu_share"] < BUSY_CPU_SHARE else ""),
             "≥ 0.5× baseline", ratio >= 0.5, ratio,
@@ -442,7 +457,7 @@ def measure_index(lab):
         Row("GET /, one keep-alive client",
             f"median {single['p50']:.2f} ms, p99 {single['p99']:.2f} ms",
             "≤ 5 ms a request (p99)", single["p99"] <= 5, None, single),
-        Row("resident memory idle (10,000 sessions)", f"{idle_mb:.1f} MB", "≤ 45 MB",
+        Row("resident memory idle (10,000 sessions)", f"{idle_mb:.1f} MiB", "≤ 45 MB",
             idle_mb <= 45, None, {"rss_mb": idle_mb}),
     ]
 
@@ -468,7 +483,7 @@ def measure_sse(lab, app):
     gate = os.path.join(lab.workdir, "flood-gate")
     report = os.path.join(lab.workdir, "flood-report.json")
     lab.fake.plan(kind="flood", gate=gate, lines_per_s=FLOOD_LINES_PER_S, seconds=FLOOD_S,
-              report=report)
+                  report=report)
     session_id = app.trigger("bench: flood")
     expected = FLOOD_LINES_PER_S * FLOOD_S
     loader = subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, "sse_load.py"),
@@ -490,6 +505,7 @@ def measure_sse(lab, app):
             peak_mb = max(peak_mb, app.rss_mb())
             time.sleep(0.1)
         app_cpu = (app.cpu_s() - cpu_before) / (time.monotonic() - flood_started)
+        peak_mb = max(peak_mb, app.peak_rss_mb())  # the sampling may miss a short peak
         summary = json.loads(loader.communicate(timeout=30)[0].strip().splitlines()[-1])
     finally:
         if loader.poll() is None:
@@ -516,8 +532,8 @@ def measure_sse(lab, app):
             f" {summary['client_cpu_s'] / summary['wall_s']:.0%})",
             "p99 ≤ 250 ms", latency["p99"] is not None and latency["p99"] <= 250, None, details),
         Row("resident memory +200 SSE clients",
-            f"+{connected_mb - idle_mb:.1f} MB connected, +{peak_mb - idle_mb:.1f} MB at the"
-            f" flood's peak (idle {idle_mb:.1f} MB)",
+            f"+{connected_mb - idle_mb:.1f} MiB connected, +{peak_mb - idle_mb:.1f} MiB at the"
+            f" flood's peak (idle {idle_mb:.1f} MiB)",
             "≤ +15 MB (peak)", peak_mb - idle_mb <= 15, None,
             {"idle_mb": idle_mb, "connected_mb": connected_mb, "peak_mb": peak_mb}),
     ]
@@ -587,9 +603,9 @@ def measure_bulk_session(lab):
     app.stop()
     growth = max(after_end_mb, after_views_mb) - idle_mb
     return [Row("resident memory after a 100 MB session",
-                f"+{after_end_mb - idle_mb:.1f} MB after it ended, +{after_views_mb - idle_mb:.1f}"
-                f" MB after its page and stream (idle {idle_mb:.1f}, peak {peak_mb:.1f} MB;"
-                f" {log_mb:.0f} MB log, {session['status']} in {took_s:.1f} s)",
+                f"+{after_end_mb - idle_mb:.1f} MiB after it ended, +{after_views_mb - idle_mb:.1f}"
+                f" MiB after its page and stream (idle {idle_mb:.1f}, peak {peak_mb:.1f} MiB;"
+                f" {log_mb:.0f} MiB log, {session['status']} in {took_s:.1f} s)",
                 "≤ +10 MB", growth <= 10, None,
                 {"idle_mb": idle_mb, "after_end_mb": after_end_mb,
                  "after_views_mb": after_views_mb, "peak_mb": peak_mb, "log_mb": log_mb,
@@ -627,6 +643,10 @@ def main():
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench: wrk is not installed (apt-get install wrk)")
+    busy_before = machine_busy_share()
+    if busy_before > 0.1:
+        print(f"bench: the machine is already {busy_before:.0%} busy: expect noisy figures",
+              file=sys.stderr)
     workdir = tempfile.mkdtemp(prefix="claude-ops-bench-")
     lab = Lab(workdir, os.path.abspath(args.app))
     rows = []
@@ -648,11 +668,12 @@ def main():
             shutil.rmtree(workdir, ignore_errors=True)
     print_table(rows)
     print(f"\n{sum(bool(row.passed) for row in rows)} of {len(rows)} goals met;"
-          f" {time.monotonic() - began:.0f} s on {os.cpu_count()} CPUs")
+          f" {time.monotonic() - began:.0f} s on {os.cpu_count()} CPUs, which were"
+          f" {busy_before:.0%} busy before it started")
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"python": sys.version.split()[0], "cpus": os.cpu_count(),
-                       "seconds": time.monotonic() - began,
+                       "machine_busy_before": busy_before, "seconds": time.monotonic() - began,
                        "rows": [asdict(row) for row in rows]}, out, indent=2)
 
 

@@ -15,7 +15,6 @@ import math
 import re
 import selectors
 import socket
-import sys
 import time
 from array import array
 

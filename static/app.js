@@ -20,23 +20,23 @@
     });
   }
 
-  var following = true;
-  function nearBottom(box) {
+  // Follow the end of a live transcript unless the reader has scrolled away from it: whether to
+  // follow is decided as each line arrives, from where the reader is at that moment.
+  var following = false;
+  function nearEnd(box) {
     return box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  }
-  function followTranscript() {
-    var box = document.getElementById("transcript");
-    if (box && following) box.scrollTop = box.scrollHeight;
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     showLocalTimes(document);
     var box = document.getElementById("transcript");
-    if (box && box.hasAttribute("sse-connect")) {
-      followTranscript();
-      box.addEventListener("scroll", function () { following = nearBottom(box); });
-    }
+    if (box && box.hasAttribute("sse-connect")) box.scrollTop = box.scrollHeight;
   });
   document.addEventListener("htmx:afterSwap", function (event) { showLocalTimes(event.target); });
-  document.addEventListener("htmx:sseMessage", followTranscript);
+  document.addEventListener("htmx:sseBeforeMessage", function (event) {
+    following = nearEnd(event.target);
+  });
+  document.addEventListener("htmx:sseMessage", function (event) {
+    if (following) event.target.scrollTop = event.target.scrollHeight;
+  });
 })();
