@@ -244,7 +244,9 @@ class Templates:
         template = self.compiled.get(name)
         if template is None:
             source = read_resource(f"templates/{name}.tpl").decode("utf-8")
-            template = self.compiled[name] = bottle.SimpleTemplate(source=source, noescape=False)
+            # html.escape does what Bottle's default does with fewer passes over each value.
+            template = self.compiled[name] = bottle.SimpleTemplate(source=source,
+                                                                   escape_func=html.escape)
         return template.render(**self.defaults, **values)
 
 
@@ -284,6 +286,10 @@ MIGRATIONS = [
 ]
 
 SESSION_PAGE_SIZE = 50
+# Pages list sessions without their `context` (the long environment prompt) to stay cheap.
+LISTED_COLUMNS = ("id, tier, model, prompt_file, status, started_at, ended_at, exit_code, log_file,"
+                  " response, cost_usd, num_turns, duration_ms, trigger, prompt_text, error")
+COOLDOWN_RECOUNT_S = 10
 
 
 def utc_now():
@@ -295,7 +301,12 @@ def iso(moment):
 
 
 def parse_iso(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    return datetime.datetime.fromisoformat(text)  # reads the trailing Z as UTC
+
+
+def row_as_dict(cursor, row):
+    # Rows become plain dicts at once: sqlite3.Row made dict() the slowest step of a page.
+    return dict(zip([column[0] for column in cursor.description], row))
 
 
 class Store:
@@ -303,14 +314,15 @@ class Store:
 
     def __init__(self, path):
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
+        self.db.row_factory = row_as_dict
+        self.version = 0  # bumped by every write, so that pages can cache what they read
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.migrate()
 
     def migrate(self):
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        version = self.db.execute("PRAGMA user_version").fetchone()["user_version"]
         for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
             # executescript commits any open transaction first, so each migration carries its own
             # BEGIN ... COMMIT with the version bump inside: it applies whole or not at all.
@@ -331,41 +343,45 @@ class Store:
             " prompt_text) VALUES (1, ?, ?, 'running', ?, ?, ?, ?)",
             (model, prompt_file, started_at, context, trigger, prompt_text),
         )
+        self.version += 1
         return cursor.lastrowid
 
     def update_session(self, session_id, **columns):
         assignments = ", ".join(f"{name} = ?" for name in columns)
         self.db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?",
                         (*columns.values(), session_id))
+        self.version += 1
 
     def session(self, session_id):
         row = self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return dict(row) if row else None
+        return row
 
     def latest_session(self):
-        row = self.db.execute("SELECT * FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
-        return dict(row) if row else None
+        row = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
+        return row
 
     def sessions_page(self, before_id=None, limit=SESSION_PAGE_SIZE):
         """Newest first, keyset-paginated on id, so a page costs the same at any depth."""
         if before_id is None:
-            rows = self.db.execute("SELECT * FROM sessions ORDER BY id DESC LIMIT ?", (limit,))
+            rows = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions ORDER BY id DESC LIMIT ?",
+                                   (limit,))
         else:
-            rows = self.db.execute("SELECT * FROM sessions WHERE id < ? ORDER BY id DESC LIMIT ?",
-                                   (before_id, limit))
-        return [dict(row) for row in rows]
+            rows = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions WHERE id < ?"
+                                   " ORDER BY id DESC LIMIT ?", (before_id, limit))
+        return rows.fetchall()
 
     def interrupt_running(self, reason):
         """Rows a dead process left `running`; returns their ids."""
-        ids = [row[0] for row in self.db.execute("SELECT id FROM sessions WHERE status = 'running'")]
+        ids = [row["id"] for row in self.db.execute("SELECT id FROM sessions WHERE status = 'running'")]
         self.db.execute("UPDATE sessions SET status = 'interrupted', error = ?, ended_at = ?"
                         " WHERE status = 'running'", (reason, iso(utc_now())))
+        self.version += 1
         return ids
 
     def logs_started_before(self, cutoff):
-        return [dict(row) for row in self.db.execute(
+        return self.db.execute(
             "SELECT id, log_file FROM sessions WHERE started_at < ? AND log_file IS NOT NULL"
-            " AND status != 'running'", (iso(cutoff),))]
+            " AND status != 'running'", (iso(cutoff),)).fetchall()
 
 
 EMPTY_COOLDOWN = {"services": {}, "last_run": None, "last_daily_digest": None}
@@ -425,6 +441,26 @@ def read_cooldowns(path, now=None):
 
 def number_or_none(value):
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+class CooldownFile:
+    """read_cooldowns() for the pages, read again only when the file changes, and recounted every
+    COOLDOWN_RECOUNT_S since the counts depend on the time too."""
+
+    def __init__(self, path):
+        self.path = path
+        self.key, self.views = None, None
+
+    def read(self):
+        try:
+            stat = os.stat(self.path)
+            file_key = stat.st_mtime_ns, stat.st_size
+        except OSError:
+            file_key = None
+        key = file_key, int(time.monotonic() // COOLDOWN_RECOUNT_S)
+        if key != self.key:
+            self.key, self.views = key, read_cooldowns(self.path)
+        return self.views
 
 
 def count_since(records, since):
@@ -1114,7 +1150,8 @@ class Scheduler:
         left = self.due_monotonic - time.monotonic()
         if self.busy and (left <= 0 or self.running_trigger == "scheduled"):
             return None
-        return utc_now() + datetime.timedelta(seconds=round(max(0.0, left)))
+        due = utc_now() + datetime.timedelta(seconds=round(max(0.0, left)))
+        return due.replace(microsecond=0)
 
     def loop(self):
         while True:
@@ -1156,6 +1193,7 @@ SSE_RETRY_MS = 3000
 SSE_HEARTBEAT_S = 15
 SSE_CHUNK_BYTES = 64 * 1024
 TRANSCRIPT_PAGE_LINES = 2000
+SETUP_CHECK_S = 10
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -1258,10 +1296,48 @@ def password_matches(header, password):
     return hmac.compare_digest(given.encode("utf-8"), password.encode("utf-8"))
 
 
+def count_lines(path):
+    try:
+        with open(path, "rb") as log_file:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: log_file.read(1 << 20), b""))
+    except OSError:
+        return 0
+
+
+class Refreshed:
+    """A value computed again once it is older than `max_age_s`."""
+
+    def __init__(self, max_age_s, compute):
+        self.max_age_s, self.compute = max_age_s, compute
+        self.computed_at, self.value = None, None
+
+    def __call__(self):
+        now = time.monotonic()
+        if self.computed_at is None or now - self.computed_at > self.max_age_s:
+            self.computed_at, self.value = now, self.compute()
+        return self.value
+
+
+def setup_warnings(config, environ):
+    """What keeps sessions from working, said so that a user knows how to fix it."""
+    warnings = []
+    if shutil.which(config.claude_bin, path=environ.get("PATH")) is None:
+        warnings.append(f"The Claude Code CLI ({config.claude_bin}) is not on PATH: install it with"
+                        " `npm install -g @anthropic-ai/claude-code`, or set CLAUDEOPS_CLAUDE_BIN.")
+    logged_in = os.path.exists(os.path.join(environ.get("HOME", "~"), ".claude", ".credentials.json"))
+    if not (environ.get("ANTHROPIC_API_KEY") or environ.get("CLAUDE_CODE_OAUTH_TOKEN") or logged_in):
+        warnings.append("No Claude credentials: set ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN"
+                        " from `claude setup-token`, in the environment claude-ops starts in.")
+    return warnings
+
+
 def build_web(config, store, hub, scheduler, runner, templates):
     web = bottle.Bottle()
     allowed_hosts = own_host_names() | set(config.allowed_hosts)
     static_cache = {}
+    cooldowns_file = CooldownFile(os.path.join(config.state_dir, "cooldown.json"))
+    last_dashboard = {}
+    warnings = Refreshed(SETUP_CHECK_S, lambda: setup_warnings(config, runner.environ))
 
     def render(name, **values):
         return templates.render(name, **values)
@@ -1343,11 +1419,17 @@ def build_web(config, store, hub, scheduler, runner, templates):
 
     @web.get("/")
     def index():
-        services, cooldown_problem = read_cooldowns(os.path.join(config.state_dir, "cooldown.json"))
-        return page("index", "Dashboard", services=services, cooldown_problem=cooldown_problem,
-                    latest=store.latest_session(), next_run_at=scheduler.next_run_at,
-                    running_trigger=scheduler.running_trigger,
-                    warnings=setup_warnings(config, runner.environ))
+        services, cooldown_problem = cooldowns_file.read()
+        setup_problems, next_run_at = warnings(), scheduler.next_run_at
+        # The dashboard is rendered again only when something it shows has changed.
+        shown = (store.version, cooldowns_file.key, warnings.computed_at, next_run_at,
+                 scheduler.running_trigger, scheduler.running_session_id)
+        if last_dashboard.get("shown") != shown:
+            last_dashboard.update(shown=shown, html=page(
+                "index", "Dashboard", services=services, cooldown_problem=cooldown_problem,
+                latest=store.latest_session(), next_run_at=next_run_at,
+                running_trigger=scheduler.running_trigger, warnings=setup_problems))
+        return last_dashboard["html"]
 
     @web.get("/sessions")
     def sessions():
@@ -1454,7 +1536,7 @@ def build_web(config, store, hub, scheduler, runner, templates):
 
     @web.get("/cooldowns")
     def cooldowns():
-        services, problem = read_cooldowns(os.path.join(config.state_dir, "cooldown.json"))
+        services, problem = cooldowns_file.read()
         return page("cooldowns", "Cooldowns", services=services, cooldown_problem=problem)
 
     @web.get("/static/<path:path>")
@@ -1524,27 +1606,6 @@ def build_web(config, store, hub, scheduler, runner, templates):
     return web
 
 
-def count_lines(path):
-    try:
-        with open(path, "rb") as log_file:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: log_file.read(1 << 20), b""))
-    except OSError:
-        return 0
-
-
-def setup_warnings(config, environ):
-    """What keeps sessions from working, said so that a user knows how to fix it."""
-    warnings = []
-    if shutil.which(config.claude_bin, path=environ.get("PATH")) is None:
-        warnings.append(f"The Claude Code CLI ({config.claude_bin}) is not on PATH: install it with"
-                        " `npm install -g @anthropic-ai/claude-code`, or set CLAUDEOPS_CLAUDE_BIN.")
-    logged_in = os.path.exists(os.path.join(environ.get("HOME", "~"), ".claude", ".credentials.json"))
-    if not (environ.get("ANTHROPIC_API_KEY") or environ.get("CLAUDE_CODE_OAUTH_TOKEN") or logged_in):
-        warnings.append("No Claude credentials: set ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN"
-                        " from `claude setup-token`, in the environment claude-ops starts in.")
-    return warnings
-
-
 # Main ###############################################################################################
 # Builds the whole app from a config (the tests build many), serves it, and stops it cleanly on
 # SIGTERM or SIGINT: triggers refused, the running session interrupted and recorded, then exit.
@@ -1600,6 +1661,9 @@ def listen(host, port):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit it. pywsgi sends a response's headers and body in two writes:
+        # with Nagle's algorithm the body waits for the client's delayed ACK, 40 ms a request.
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         listener.bind((host, port))
         listener.listen(1024)
     except OSError as exc:

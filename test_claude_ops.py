@@ -345,9 +345,10 @@ def test_a_version_2_database_upgrades_in_place(tmp_path):
     session = store.session(1)
     assert session["trigger"] == "scheduled" and session["prompt_text"] is None
     assert session["error"] is None and session["response"] == "fine" and session["cost_usd"] == 0.5
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(claude_ops.MIGRATIONS) == 4
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    indexes = [row[1] for row in store.db.execute("PRAGMA index_list(sessions)")]
+    assert store.db.execute("PRAGMA user_version").fetchone()["user_version"] == len(
+        claude_ops.MIGRATIONS) == 4
+    assert store.db.execute("PRAGMA journal_mode").fetchone()["journal_mode"] == "wal"
+    indexes = [row["name"] for row in store.db.execute("PRAGMA index_list(sessions)")]
     assert "sessions_started_at" in indexes
     store.close()
 

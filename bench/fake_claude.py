@@ -17,7 +17,7 @@ import sys
 import time
 
 GATE_WAIT_LIMIT_S = 60
-INIT = {"type": "system", "subtype": "init", "session_id": "bench", "model": "claude-haiku-4-5",
+INIT = {"type": "system", "subtype": "init", "session_id": "bench", "model": "bench-fake",
         "cwd": "/srv", "tools": ["Bash", "Read", "Grep"], "claude_code_version": "bench-fake"}
 RESULT = {"type": "result", "subtype": "success", "is_error": False, "duration_ms": 1000,
           "num_turns": 1, "result": "All services are healthy.", "total_cost_usd": 0.001,

@@ -19,9 +19,10 @@ import time
 from array import array
 
 RECV_BYTES = 256 * 1024
-FLOOD_LINE = re.compile(rb">t=([0-9.]+) n=([0-9]+)<")
+# What the fake CLI prints, wherever the app's HTML puts it.
+FLOOD_LINE = re.compile(rb"t=([0-9]+\.[0-9]+) n=([0-9]+)")
 DONE_EVENT = re.compile(rb"event: done\ndata: ([a-z]+)\n")
-INIT_MARKER = b"Claude Code bench-fake"
+INIT_MARKER = b"bench-fake"  # the fake's model and version in its init line
 
 
 class EventStream:
