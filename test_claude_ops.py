@@ -6,20 +6,27 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import base64
 import dataclasses
+import datetime
+import gzip
+import http.client
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import gevent
+import gevent.pywsgi
 import pytest
 import webtest
 
@@ -445,7 +452,6 @@ def test_the_prompt_reaches_the_cli_verbatim_on_stdin_and_never_in_argv(make_app
 
 
 def basic(password, user="admin"):
-    import base64
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
@@ -887,7 +893,6 @@ def test_sigterm_interrupts_the_running_session_and_exits(app_process, fake, tmp
 
 # Live output over SSE ##############################################################################
 
-import http.client
 
 
 class SSEClient:
@@ -939,7 +944,6 @@ class SSEClient:
 
 def numbered_lines(events):
     """The fake's flood lines, 'line N', in the order the events carried them."""
-    import re
     return [int(match) for event in events for match in re.findall(r"line (\d+)<", event["data"])]
 
 
@@ -1114,7 +1118,6 @@ HOSTILE = ['<script>alert("x")</script>', '"><img src=x onerror=alert(1)>']
 
 
 def iso_ago(**delta):
-    import datetime
     return claude_ops.iso(claude_ops.utc_now() - datetime.timedelta(**delta))
 
 
@@ -1343,7 +1346,6 @@ def test_static_files_are_served_with_their_types_and_nothing_else(make_app):
 
 def test_pages_load_nothing_from_another_host(make_app):
     client = browser_client(make_app())
-    import re
     for path in ["/", "/sessions", "/cooldowns"]:
         text = client.get(path).text
         assert re.findall(r'(?:src|href)="(?!/|#)', text) == [], path
@@ -1397,8 +1399,6 @@ def test_a_password_guards_everything_but_health(make_app, fake):
 # In a real browser #################################################################################
 # Debian's Chromium driven by Playwright, the app in a subprocess as a user runs it.
 
-import shutil
-import urllib.parse
 
 CHROMIUM = shutil.which("chromium") or "/usr/lib/chromium/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -1579,8 +1579,6 @@ def test_no_page_scrolls_sideways_or_errors(app_process, fake, open_page, tmp_pa
 # The real CLI, installed from npm at a pinned version, talking to a loopback stand-in of the
 # Anthropic Messages API: nothing leaves the machine.
 
-import gevent.pywsgi
-import gzip
 
 CLAUDE_CLI_VERSION = "2.1.331"
 REAL_CLAUDE = os.environ.get("CLAUDEOPS_TEST_CLAUDE") or os.path.join(
