@@ -645,7 +645,6 @@ class LiveTranscript:
     """The log file of a running session, written line by line, and its subscribers."""
 
     def __init__(self, path, templates):
-        self.path = path
         self.templates = templates
         self.file = open(path, "ab")
         self.count = 0
@@ -662,7 +661,6 @@ class LiveTranscript:
                 message = (self.count, sse_message(self.count, html_text))
                 for subscriber in list(self.subscribers):
                     subscriber.offer(message)
-        return record
 
     def flush(self):
         self.file.flush()
