@@ -676,11 +676,9 @@ def test_odd_but_valid_json_lines_are_shown_as_text_and_the_session_goes_on(make
 
 
 def test_a_bare_carriage_return_cannot_forge_an_sse_event(make_app, fake):
-    fake.plan([{"print": INIT}, {"print": assistant_text("50%\r100%\revent: done\rdata: completed\r\r")},
-               {"print": result()}])
-    app = make_app(serve=True)
-    app.scheduler.trigger_adhoc("x")
-    wait_for(lambda: finished(app, 1))
+    app = served_session(make_app, fake, [
+        {"print": INIT}, {"print": assistant_text("50%\r100%\revent: done\rdata: completed\r\r")},
+        {"print": result()}])
     connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=30)
     connection.request("GET", "/sessions/1/stream", headers={"Host": "localhost"})
     body = connection.getresponse().read()
@@ -947,6 +945,15 @@ def numbered_lines(events):
     return [int(match) for event in events for match in re.findall(r"line (\d+)<", event["data"])]
 
 
+def served_session(make_app, fake, steps, prompt="x"):
+    """An app on a loopback port that has run one ad-hoc session of the fake following `steps`."""
+    fake.plan(steps)
+    app = make_app(serve=True)
+    app.scheduler.trigger_adhoc(prompt)
+    wait_for(lambda: finished(app, 1))
+    return app
+
+
 def test_every_client_gets_every_line_once_in_order_then_done(make_app, fake):
     gate = fake.gate("flood")
     fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"flood_stdout": 500}, {"print": result()}])
@@ -999,9 +1006,7 @@ def test_a_reconnect_resumes_without_duplicates(make_app, fake):
 
 
 def test_a_finished_session_streams_all_lines_then_done(make_app, fake):
-    app = make_app(serve=True)
-    app.scheduler.trigger_adhoc("<script>alert(1)</script>")
-    wait_for(lambda: finished(app, 1))
+    app = served_session(make_app, fake, plan_ok(), prompt="<script>alert(1)</script>")
     client = SSEClient(app.port, "/sessions/1/stream")
     assert client.read_until_done() == {"event": "done", "data": "completed"}
     texts = "\n".join(event["data"] for event in client.messages())
@@ -1014,11 +1019,8 @@ def test_a_finished_session_streams_all_lines_then_done(make_app, fake):
 
 
 def test_cli_output_is_escaped_in_sse_messages(make_app, fake):
-    fake.plan([{"print": INIT}, {"print": assistant_text('<img src=x onerror="alert(1)">')},
-               {"print": result()}])
-    app = make_app(serve=True)
-    app.scheduler.trigger_adhoc("x")
-    wait_for(lambda: finished(app, 1))
+    app = served_session(make_app, fake, [
+        {"print": INIT}, {"print": assistant_text('<img src=x onerror="alert(1)">')}, {"print": result()}])
     client = SSEClient(app.port, "/sessions/1/stream")
     client.read_until_done()
     texts = "\n".join(event["data"] for event in client.messages())
