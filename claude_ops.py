@@ -233,12 +233,13 @@ def read_resource(relative_path):
 
 
 class Templates:
-    """SimpleTemplates compiled once. A page includes a partial by calling `partial(name, ...)`,
-    the same function the handlers use for htmx fragments and the hub for SSE messages."""
+    """SimpleTemplates compiled once, with the helpers every template may call. The handlers
+    render a partial alone for htmx and inside the layout for a page; the hub renders
+    `transcript_line` for SSE messages, the same partial the session page uses."""
 
     def __init__(self, **defaults):
         self.compiled = {}
-        self.defaults = dict(defaults, partial=self.render)
+        self.defaults = defaults
 
     def render(self, name, **values):
         template = self.compiled.get(name)
