@@ -42,10 +42,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE.endswith((".pyz", ".zip")):  # run from a one-file bundle: its folder, not the archive
     HERE = os.path.dirname(HERE)
 
-
 # Config #############################################################################################
-# Every setting: its environment variable, its flag, its default, and how its text becomes a value.
-# `Config` is one frozen object; nothing below reads the environment for settings.
+# Every setting (variable, flag, default, parser) as one frozen Config; nothing below reads the
+# environment for settings. Also the program's own files: templates and static files.
 
 DEFAULT_ALLOWED_TOOLS = "Bash,Read,Grep,Glob,Task,WebFetch,WebSearch"
 DEFAULT_DISALLOWED_TOOLS = ",".join(
@@ -221,6 +220,7 @@ def load_config(argv, environ):
     return Config(**values)
 
 
+
 def read_resource(relative_path):
     """A file of the program (a template, a static file) as bytes. Through the module's loader, so
     that it is found beside claude_ops.py and inside a one-file zip bundle alike."""
@@ -233,13 +233,12 @@ def read_resource(relative_path):
 
 
 class Templates:
-    """SimpleTemplates compiled once, with the helpers every template may call. The handlers
-    render a partial alone for htmx and inside the layout for a page; the hub renders
-    `transcript_line` for SSE messages, the same partial the session page uses."""
+    """SimpleTemplates compiled once, with the helpers every template may call, `partial` among
+    them: a page includes the same partials that htmx and SSE receive alone."""
 
-    def __init__(self, **defaults):
+    def __init__(self, **helpers):
         self.compiled = {}
-        self.defaults = defaults
+        self.helpers = dict(helpers, partial=self.render)
 
     def render(self, name, **values):
         template = self.compiled.get(name)
@@ -248,12 +247,12 @@ class Templates:
             # html.escape does what Bottle's default does with fewer passes over each value.
             template = self.compiled[name] = bottle.SimpleTemplate(source=source,
                                                                    escape_func=html.escape)
-        return template.render(**self.defaults, **values)
+        return template.render(**self.helpers, **values)
 
 
-# Database ###########################################################################################
-# The SQLite file, its migrations and every query the app makes (nothing else touches SQL), and the
-# agent's own cooldown.json, which the app creates once and then only reads.
+# Store ##############################################################################################
+# The SQLite file: its migrations, the session statuses, and every query the app makes. Nothing
+# else touches SQL.
 
 MIGRATIONS = [
     """
@@ -286,11 +285,28 @@ MIGRATIONS = [
     """,
 ]
 
+
+@dataclass(frozen=True)
+class Status:
+    label: str                  # what a badge says
+    why: str | None = None      # the heading over the recorded reason
+
+
+STATUSES = {
+    "running": Status("running"),
+    "completed": Status("completed"),
+    "failed": Status("failed", "Why it failed"),
+    "timeout": Status("timed out", "Why it timed out"),
+    "interrupted": Status("interrupted", "Why it was interrupted"),
+}
+
+# What started a session, as the agent is told it.
+TRIGGERS = {"scheduled": "the regular health check", "manual": "an operator asked for this session"}
+
 SESSION_PAGE_SIZE = 50
 # Pages list sessions without their `context` (the long environment prompt) to stay cheap.
 LISTED_COLUMNS = ("id, tier, model, prompt_file, status, started_at, ended_at, exit_code, log_file,"
                   " response, cost_usd, num_turns, duration_ms, trigger, prompt_text, error")
-COOLDOWN_RECOUNT_S = 10
 
 
 def utc_now():
@@ -354,12 +370,11 @@ class Store:
         self.version += 1
 
     def session(self, session_id):
-        row = self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return row
+        return self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
 
     def latest_session(self):
-        row = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
-        return row
+        return self.db.execute(
+            f"SELECT {LISTED_COLUMNS} FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
 
     def sessions_page(self, before_id=None, limit=SESSION_PAGE_SIZE):
         """Newest first, keyset-paginated on id, so a page costs the same at any depth."""
@@ -380,16 +395,49 @@ class Store:
         return ids
 
     def logs_started_before(self, cutoff):
+        """Finished sessions older than `cutoff` that still have a log file."""
         return self.db.execute(
             "SELECT id, log_file FROM sessions WHERE started_at < ? AND log_file IS NOT NULL"
             " AND status != 'running'", (iso(cutoff),)).fetchall()
 
 
+# Cooldowns ##########################################################################################
+# The agent's own cooldown.json: its limits (told to the agent, shown on the pages), its creation at
+# start-up, and reading it for the pages, where whatever the agent wrote must never break a page.
+
+def plural(count, noun):
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+@dataclass(frozen=True)
+class CooldownLimit:
+    records: str                  # the service's list in cooldown.json
+    action: str
+    limit: int
+    window: datetime.timedelta
+
+    @property
+    def hours(self):
+        return int(self.window.total_seconds() // 3600)
+
+    @property
+    def rule(self):
+        return f"at most {plural(self.limit, self.action)} of a service in any {self.hours} hours"
+
+    @property
+    def heading(self):
+        return f"{self.records.capitalize()} ({self.hours} h)"
+
+
+COOLDOWN_LIMITS = (
+    CooldownLimit("restarts", "restart", 2, datetime.timedelta(hours=4)),
+    CooldownLimit("redeployments", "redeployment", 1, datetime.timedelta(hours=24)),
+)
 EMPTY_COOLDOWN = {"services": {}, "last_run": None, "last_daily_digest": None}
-RESTART_WINDOW = datetime.timedelta(hours=4)
-RESTART_LIMIT = 2
-REDEPLOY_WINDOW = datetime.timedelta(hours=24)
-REDEPLOY_LIMIT = 1
+# The service statuses the agent records, worst first.
+HEALTH_STATES = ("down", "degraded", "unknown", "healthy")
+COOLDOWN_RULES = ", and ".join(limit.rule for limit in COOLDOWN_LIMITS)
+COOLDOWN_RECOUNT_S = 10
 
 
 def ensure_cooldown_file(path):
@@ -401,19 +449,54 @@ def ensure_cooldown_file(path):
 @dataclass
 class ServiceCooldown:
     name: str
-    status: str
+    status: str                 # as the agent wrote it
+    health: str                 # one of HEALTH_STATES, for the page's colours
     last_checked: str | None
     consecutive_healthy: int
-    restarts_recent: int
-    redeployments_recent: int
-    restarts: list
-    redeployments: list
+    recent: list                # (CooldownLimit, actions within its window), as COOLDOWN_LIMITS
+    last_restart: str | None
+    last_restart_failed: bool
+
+
+def number_or_none(value):
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def count_since(records, since):
+    count = 0
+    for record in records:
+        try:
+            moment = datetime.datetime.fromisoformat(str(record.get("timestamp")).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        if moment >= since:
+            count += 1
+    return count
+
+
+def service_cooldown(name, service, now):
+    lists = {limit.records: [record for record in service.get(limit.records) or []
+                             if isinstance(record, dict)] for limit in COOLDOWN_LIMITS}
+    status = str(service.get("status") or "unknown")
+    last_checked = service.get("last_checked")
+    last_restart = lists["restarts"][-1] if lists["restarts"] else {}
+    return ServiceCooldown(
+        name=name, status=status,
+        health=status.lower() if status.lower() in HEALTH_STATES else "unknown",
+        last_checked=last_checked if isinstance(last_checked, str) else None,
+        consecutive_healthy=number_or_none(service.get("consecutive_healthy")) or 0,
+        recent=[(limit, count_since(lists[limit.records], now - limit.window))
+                for limit in COOLDOWN_LIMITS],
+        last_restart=last_restart.get("timestamp") if isinstance(
+            last_restart.get("timestamp"), str) else None,
+        last_restart_failed=last_restart.get("success") is False)
 
 
 def read_cooldowns(path, now=None):
     """The agent's cooldown.json as (services, problem): a file that cannot be read or makes no
     sense gives no services and a problem to show, never an exception."""
-    now = now or utc_now()
     try:
         with open(path, encoding="utf-8") as cooldown:
             state = json.load(cooldown)
@@ -424,24 +507,9 @@ def read_cooldowns(path, now=None):
         return [], None  # no session has written it yet: the empty state says so
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return [], f"cooldown.json cannot be read: {exc}"
-    views = []
-    for name, service in sorted(services.items()):
-        service = service if isinstance(service, dict) else {}
-        restarts = [r for r in service.get("restarts") or [] if isinstance(r, dict)]
-        redeployments = [r for r in service.get("redeployments") or [] if isinstance(r, dict)]
-        views.append(ServiceCooldown(
-            name=str(name), status=str(service.get("status") or "unknown"),
-            last_checked=service.get("last_checked") if isinstance(
-                service.get("last_checked"), str) else None,
-            consecutive_healthy=number_or_none(service.get("consecutive_healthy")) or 0,
-            restarts_recent=count_since(restarts, now - RESTART_WINDOW),
-            redeployments_recent=count_since(redeployments, now - REDEPLOY_WINDOW),
-            restarts=restarts, redeployments=redeployments))
-    return views, None
-
-
-def number_or_none(value):
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    now = now or utc_now()
+    return [service_cooldown(str(name), service if isinstance(service, dict) else {}, now)
+            for name, service in sorted(services.items())], None
 
 
 class CooldownFile:
@@ -464,26 +532,16 @@ class CooldownFile:
         return self.views
 
 
-def count_since(records, since):
-    count = 0
-    for record in records:
-        try:
-            moment = datetime.datetime.fromisoformat(str(record.get("timestamp")).replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
-        if moment >= since:
-            count += 1
-    return count
-# Hub ################################################################################################
-# A running session's transcript: its log file, its line count, and the browsers that follow it.
-# A line is rendered once and handed to every subscriber's bounded queue; a stalled one is dropped.
+# Transcript #########################################################################################
+# A session's log file, one JSON record a line, and how its records read: the entries of a line, the
+# rendered page of a log, the SSE framing of a line, and the retention of old log files.
 
-SUBSCRIBER_QUEUE_BYTES = 4 * 1024 * 1024
 DISPLAY_TEXT_CHARS = 20000
+THINKING_CHARS = 2000
 TOOL_RESULT_PREVIEW_CHARS = 400
 TOOL_INPUT_GIST_CHARS = 300
+DETAIL_CHARS = 300
+TRANSCRIPT_PAGE_LINES = 2000
 
 
 def shorten(text, limit):
@@ -491,11 +549,7 @@ def shorten(text, limit):
     return text if len(text) <= limit else text[:limit].rstrip() + " …"
 
 
-def plural(count, noun):
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
-def tool_gist(name, tool_input):
+def tool_gist(tool_input):
     """What a tool call is about, in one line: the command, the path, the pattern, the URL."""
     if not isinstance(tool_input, dict):
         return shorten(str(tool_input), TOOL_INPUT_GIST_CHARS)
@@ -515,9 +569,104 @@ def tool_result_text(content):
     return "" if content is None else str(content)
 
 
+# Each renderer turns one stream-json event into entries: (kind, label, text) tuples, where kind
+# picks the line's style. Events without a renderer (partial stream events, rate-limit notices)
+# are left out of the transcript; the raw log keeps them.
+
+def started_entries(event):
+    tools = event.get("tools") or []
+    return [("system", "started",
+             f"model {event.get('model', '?')} · {len(tools)} tools · cwd {event.get('cwd', '?')}"
+             f" · Claude Code {event.get('claude_code_version', '?')}")]
+
+
+def api_retry_entries(event):
+    delay_s = (event.get("retry_delay_ms") or 0) / 1000
+    error = event.get("error")
+    if isinstance(error, dict):
+        error = error.get("message") or json.dumps(error, ensure_ascii=False)
+    return [("retry", "API retry",
+             f"attempt {event.get('attempt', '?')} of {event.get('max_retries', '?')},"
+             f" next in {delay_s:.1f} s: {shorten(str(error or 'no detail'), DETAIL_CHARS)}")]
+
+
+def permission_denied_entries(event):
+    reason = event.get("message") or event.get("decision_reason") or ""
+    return [("tool-error", "denied",
+             f"{event.get('tool_name', 'a tool')}: {shorten(str(reason), DETAIL_CHARS)}")]
+
+
+def other_system_entries(event):
+    return [("system", "system", str(event.get("subtype") or "event"))]
+
+
+def text_block(role, block):
+    text = block.get("text", "")
+    return (role, role, shorten(text, DISPLAY_TEXT_CHARS)) if text.strip() else None
+
+
+def thinking_block(role, block):
+    thinking = block.get("thinking", "")
+    return ("thinking", "thinking", shorten(thinking, THINKING_CHARS)) if thinking.strip() else None
+
+
+def tool_use_block(role, block):
+    return ("tool", str(block.get("name", "tool")), tool_gist(block.get("input")))
+
+
+def tool_result_block(role, block):
+    preview = shorten(tool_result_text(block.get("content")), TOOL_RESULT_PREVIEW_CHARS)
+    if block.get("is_error"):
+        return ("tool-error", "tool error", preview or "(no output)")
+    return ("tool-result", "output", preview or "(no output)")
+
+
+BLOCK_RENDERERS = {"text": text_block, "thinking": thinking_block, "tool_use": tool_use_block,
+                   "tool_result": tool_result_block}
+
+
+def message_entries(event):
+    role = event["type"]
+    message = event.get("message")
+    blocks = message.get("content") if isinstance(message, dict) else None
+    if isinstance(blocks, str):
+        blocks = [{"type": "text", "text": blocks}]
+    entries = []
+    for block in blocks if isinstance(blocks, list) else []:
+        renderer = BLOCK_RENDERERS.get(block.get("type")) if isinstance(block, dict) else None
+        entry = renderer(role, block) if renderer else None
+        if entry:
+            entries.append(entry)
+    return entries
+
+
+def result_entries(event):
+    parts = [str(event.get("subtype") or "done")]
+    if event.get("num_turns") is not None:
+        parts.append(plural(event["num_turns"], "turn"))
+    if isinstance(event.get("total_cost_usd"), (int, float)):
+        parts.append(f"${event['total_cost_usd']:.4f}")
+    if isinstance(event.get("duration_ms"), (int, float)):
+        parts.append(f"{event['duration_ms'] / 1000:.1f} s")
+    if event.get("permission_denials"):
+        parts.append(plural(len(event["permission_denials"]), "tool call") + " denied")
+    return [("result-error" if event.get("is_error") else "result", "result", " · ".join(parts))]
+
+
+# Keyed by (type, subtype); (type, None) serves every subtype without its own renderer.
+EVENT_RENDERERS = {
+    ("system", "init"): started_entries,
+    ("system", "api_retry"): api_retry_entries,
+    ("system", "permission_denied"): permission_denied_entries,
+    ("system", None): other_system_entries,
+    ("assistant", None): message_entries,
+    ("user", None): message_entries,
+    ("result", None): result_entries,
+}
+
+
 def describe_record(record):
-    """The readable entries of one log record: (kind, label, text) tuples; none for the events a
-    reader does not need (partial stream events, rate-limit notices)."""
+    """The readable entries of one log record; none for what a reader does not need."""
     stream, line = record.get("stream"), record.get("line", "")
     if stream == "app":
         return [("app", "claude-ops", line)]
@@ -530,61 +679,8 @@ def describe_record(record):
     if not isinstance(event, dict):
         return [("text", "output", shorten(line, DISPLAY_TEXT_CHARS))] if line.strip() else []
     kind, subtype = event.get("type"), event.get("subtype")
-    if kind == "system" and subtype == "init":
-        tools = event.get("tools") or []
-        return [("system", "started",
-                 f"model {event.get('model', '?')} · {len(tools)} tools · cwd {event.get('cwd', '?')}"
-                 f" · Claude Code {event.get('claude_code_version', '?')}")]
-    if kind == "system" and subtype == "api_retry":
-        delay_s = (event.get("retry_delay_ms") or 0) / 1000
-        error = event.get("error")
-        if isinstance(error, dict):
-            error = error.get("message") or json.dumps(error, ensure_ascii=False)
-        return [("retry", "API retry",
-                 f"attempt {event.get('attempt', '?')} of {event.get('max_retries', '?')},"
-                 f" next in {delay_s:.1f} s: {shorten(str(error or 'no detail'), 300)}")]
-    if kind == "system" and subtype == "permission_denied":
-        return [("tool-error", "denied", f"{event.get('tool_name', 'a tool')}: "
-                 f"{shorten(str(event.get('message') or event.get('decision_reason') or ''), 300)}")]
-    if kind == "system":
-        return [("system", "system", str(subtype or "event"))]
-    if kind in ("assistant", "user"):
-        message = event.get("message")
-        blocks = message.get("content") if isinstance(message, dict) else None
-        if isinstance(blocks, str):
-            blocks = [{"type": "text", "text": blocks}]
-        entries = []
-        for block in blocks if isinstance(blocks, list) else []:
-            if not isinstance(block, dict):
-                continue
-            block_type = block.get("type")
-            if block_type == "text" and block.get("text", "").strip():
-                entries.append(("assistant" if kind == "assistant" else "user", kind,
-                                shorten(block["text"], DISPLAY_TEXT_CHARS)))
-            elif block_type == "thinking" and block.get("thinking", "").strip():
-                entries.append(("thinking", "thinking", shorten(block["thinking"], 2000)))
-            elif block_type == "tool_use":
-                name = str(block.get("name", "tool"))
-                entries.append(("tool", name, tool_gist(name, block.get("input"))))
-            elif block_type == "tool_result":
-                preview = shorten(tool_result_text(block.get("content")), TOOL_RESULT_PREVIEW_CHARS)
-                if block.get("is_error"):
-                    entries.append(("tool-error", "tool error", preview or "(no output)"))
-                else:
-                    entries.append(("tool-result", "output", preview or "(no output)"))
-        return entries
-    if kind == "result":
-        parts = [str(subtype or "done")]
-        if event.get("num_turns") is not None:
-            parts.append(plural(event["num_turns"], "turn"))
-        if isinstance(event.get("total_cost_usd"), (int, float)):
-            parts.append(f"${event['total_cost_usd']:.4f}")
-        if isinstance(event.get("duration_ms"), (int, float)):
-            parts.append(f"{event['duration_ms'] / 1000:.1f} s")
-        if event.get("permission_denials"):
-            parts.append(plural(len(event["permission_denials"]), "tool call") + " denied")
-        return [("result-error" if event.get("is_error") else "result", "result", " · ".join(parts))]
-    return []
+    renderer = EVENT_RENDERERS.get((kind, subtype)) or EVENT_RENDERERS.get((kind, None))
+    return renderer(event) if renderer else []
 
 
 def render_transcript_line(templates, record, number):
@@ -593,6 +689,51 @@ def render_transcript_line(templates, record, number):
     except (AttributeError, TypeError, ValueError, KeyError):  # valid JSON of an unexpected shape
         entries = [("text", "output", shorten(str(record.get("line", "")), DISPLAY_TEXT_CHARS))]
     return templates.render("transcript_line", number=number, entries=entries) if entries else None
+
+
+def log_record(stream, line):
+    return {"t": utc_now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "stream": stream, "line": line}
+
+
+def read_log(path, after=0, upto=None):
+    """(number, record) for the lines of a log file after `after`, up to `upto`; a damaged line
+    comes back as plain text rather than stopping the transcript."""
+    try:
+        log_file = open(path, "rb")
+    except OSError:
+        return
+    with log_file:
+        for number, raw in enumerate(log_file, start=1):
+            if upto is not None and number > upto:
+                break
+            if number <= after:
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                record = {"stream": "app", "line": raw.decode("utf-8", "replace").rstrip("\n")}
+            yield number, record
+
+
+def count_lines(path):
+    try:
+        with open(path, "rb") as log_file:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: log_file.read(1 << 20), b""))
+    except OSError:
+        return 0
+
+
+def last_lines(templates, path, count=TRANSCRIPT_PAGE_LINES):
+    """The last `count` lines of a log rendered: (lines, how many came before, the last number)."""
+    total = count_lines(path)
+    skipped = max(0, total - count)
+    lines = []
+    for number, record in read_log(path, after=skipped, upto=total):
+        rendered = render_transcript_line(templates, record, number)
+        if rendered:
+            lines.append(rendered)
+    return lines, skipped, total
 
 
 def sse_message(number, html_text):
@@ -604,6 +745,27 @@ def sse_message(number, html_text):
 
 def sse_done(status):
     return f"event: done\ndata: {status}\n\n".encode("utf-8")
+
+
+def delete_old_logs(store, results_dir, retention_days):
+    """Retention: the log files of old sessions go; their rows stay, without a log."""
+    cutoff = utc_now() - datetime.timedelta(days=retention_days)
+    for row in store.logs_started_before(cutoff):
+        try:
+            os.remove(os.path.join(results_dir, row["log_file"]))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot delete an old session log: %s", exc)
+            continue
+        store.update_session(row["id"], log_file=None)
+
+
+# Hub ################################################################################################
+# The running session's transcript as it is written, and the browsers that follow it: a line is
+# rendered once and handed to every subscriber's bounded queue; a stalled subscriber is dropped.
+
+SUBSCRIBER_QUEUE_BYTES = 4 * 1024 * 1024
 
 
 class Subscriber:
@@ -652,8 +814,7 @@ class LiveTranscript:
         self.subscribers = set()
 
     def append(self, stream, line):
-        record = {"t": utc_now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                  "stream": stream, "line": line}
+        record = log_record(stream, line)
         self.file.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
         self.count += 1
         if self.subscribers:
@@ -673,6 +834,8 @@ class LiveTranscript:
 
 
 class Hub:
+    """The live transcripts by session id."""
+
     def __init__(self, templates, queue_bytes=SUBSCRIBER_QUEUE_BYTES):
         self.templates = templates
         self.queue_bytes = queue_bytes
@@ -703,29 +866,6 @@ class Hub:
         transcript = self.live.get(session_id)
         if transcript is not None:
             transcript.subscribers.discard(subscriber)
-
-    def subscriber_count(self):
-        return sum(len(transcript.subscribers) for transcript in self.live.values())
-
-
-def read_log(path, after=0, upto=None):
-    """(number, record) for the lines of a log file after `after`, up to `upto`; a damaged line
-    comes back as plain text rather than stopping the transcript."""
-    try:
-        log_file = open(path, "rb")
-    except OSError:
-        return
-    with log_file:
-        for number, raw in enumerate(log_file, start=1):
-            if upto is not None and number > upto:
-                break
-            if number <= after:
-                continue
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                record = {"stream": "app", "line": raw.decode("utf-8", "replace").rstrip("\n")}
-            yield number, record
 
 
 # Runner #############################################################################################
@@ -763,7 +903,7 @@ class Redactor:
 
 
 def environment_context(config, trigger):
-    """The --append-system-prompt text: the same facts for both kinds of session, no secrets."""
+    """The --append-system-prompt text: the same facts for every kind of session, no secrets."""
     cooldown_path = os.path.join(config.state_dir, "cooldown.json")
     dry_run = ("yes. This is a dry run: change nothing. Do not restart, redeploy, edit or delete "
                "anything; only observe and report, and record what you observed in the cooldown "
@@ -771,16 +911,15 @@ def environment_context(config, trigger):
     return f"""\
 You are claude-ops, an operator agent for a homelab, run by the Claude Code CLI without a human at
 the keyboard: nobody can answer a question during this session.
-Session trigger: {trigger} ({'an operator asked for this session' if trigger == 'manual'
-                             else 'the regular health check'}).
+Session trigger: {trigger} ({TRIGGERS[trigger]}).
 Dry run: {dry_run}
 Cooldown file: {cooldown_path}
-Its format: {{"services": {{"<service>": {{"status": "healthy|degraded|down", "last_checked":
+Its format: {{"services": {{"<service>": {{"status": "{'|'.join(HEALTH_STATES)}", "last_checked":
 "<UTC ISO 8601>", "consecutive_healthy": <int>, "restarts": [{{"timestamp": "<UTC ISO 8601>",
 "success": <bool>, "error": "<optional>"}}], "redeployments": [<same shape as restarts>]}}}},
 "last_run": "<UTC ISO 8601>|null", "last_daily_digest": "<UTC ISO 8601>|null"}}
-Cooldown limits: at most 2 restarts of a service in any 4 hours, and at most 1 redeployment of a
-service in any 24 hours. Read the file before acting; past a limit, do not act, report instead.
+Cooldown limits: {COOLDOWN_RULES}.
+Read the file before acting; past a limit, do not act, report instead.
 Record every restart and redeployment you make in the file, and set "last_run" when you finish.
 """
 
@@ -820,6 +959,37 @@ class Outcome:
     stopped_because: str | None = None  # "timeout" or "interrupted"
     fault: str | None = None            # the app could not run or read the CLI
     stderr_tail: str = ""
+
+
+def result_error(result):
+    text = result.get("result")
+    if isinstance(text, str) and text.strip():
+        return shorten(text, 500)
+    errors = result.get("errors")
+    if errors:
+        return shorten("; ".join(map(str, errors)), 500)
+    return f"the CLI reported {result.get('subtype') or 'an error'}"
+
+
+def session_ending(outcome, timeout_s):
+    """The status a finished CLI process earns, and the reason for any status but completed."""
+    result, tail = outcome.result or {}, outcome.stderr_tail
+    if outcome.fault:
+        return "failed", outcome.fault
+    if outcome.stopped_because == "timeout":
+        return "timeout", f"timed out after {timeout_s} s"
+    if outcome.stopped_because == "interrupted":
+        return "interrupted", "the app stopped"
+    if outcome.exit_code != 0:
+        error = f"exit code {outcome.exit_code}"
+        if result.get("is_error"):
+            error += f": {result_error(result)}"
+        return "failed", error + (f"\n{tail}" if tail else "")
+    if outcome.result is None:
+        return "failed", "no result event" + (f"\n{tail}" if tail else "")
+    if result.get("is_error"):
+        return "failed", result_error(result)
+    return "completed", None
 
 
 class Runner:
@@ -996,26 +1166,8 @@ class Runner:
                 outcome.result = event
 
     def finish(self, session_id, transcript, outcome):
-        status, error, result = "completed", None, outcome.result or {}
-        stderr_tail = outcome.stderr_tail
-        if outcome.fault:
-            status, error = "failed", outcome.fault
-        elif outcome.stopped_because == "timeout":
-            status, error = "timeout", f"timed out after {self.config.session_timeout_s} s"
-        elif outcome.stopped_because == "interrupted":
-            status, error = "interrupted", "the app stopped"
-        elif outcome.exit_code != 0:
-            status, error = "failed", f"exit code {outcome.exit_code}"
-            if result.get("is_error"):
-                error += f": {result_error(result)}"
-            if stderr_tail:
-                error += f"\n{stderr_tail}"
-        elif outcome.result is None:
-            status, error = "failed", "no result event"
-            if stderr_tail:
-                error += f"\n{stderr_tail}"
-        elif result.get("is_error"):
-            status, error = "failed", result_error(result)
+        status, error = session_ending(outcome, self.config.session_timeout_s)
+        result = outcome.result or {}
         response = result.get("result")
         columns = dict(
             status=status, error=error, ended_at=iso(utc_now()), exit_code=outcome.exit_code,
@@ -1035,19 +1187,6 @@ class Runner:
             self.hub.close(session_id, status)
         log.info("session %d %s%s", session_id, status, f": {error}" if error else "")
 
-    def delete_old_logs(self):
-        """Retention: the log files of old sessions go; their rows stay, without a log."""
-        cutoff = utc_now() - datetime.timedelta(days=self.config.retention_days)
-        for row in self.store.logs_started_before(cutoff):
-            try:
-                os.remove(os.path.join(self.config.results_dir, row["log_file"]))
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("cannot delete an old session log: %s", exc)
-                continue
-            self.store.update_session(row["id"], log_file=None)
-
     def stop(self, reason):
         """Stop the running CLI's whole group, if any: SIGTERM, then SIGKILL after the grace.
         Its session ends with `reason` as its status."""
@@ -1055,17 +1194,6 @@ class Runner:
             self.stopping = reason
             if self.process is not None:
                 gevent.spawn(stop_process_group, self.process)
-
-
-def result_error(result):
-    text = result.get("result")
-    if isinstance(text, str) and text.strip():
-        return shorten(text, 500)
-    errors = result.get("errors")
-    if errors:
-        return shorten("; ".join(map(str, errors)), 500)
-    return f"the CLI reported {result.get('subtype') or 'an error'}"
-
 
 
 # Scheduler ##########################################################################################
@@ -1162,7 +1290,6 @@ class Scheduler:
             self.busy, self.running_trigger = True, "scheduled" if prompt is None else "manual"
             try:
                 self.runner.run_once(prompt, on_started=self.session_started(started))
-                self.runner.delete_old_logs()
             except Exception:
                 log.exception("a session failed to run; the scheduler goes on")
             finally:
@@ -1183,18 +1310,18 @@ class Scheduler:
 
 
 # Web ################################################################################################
-# The routes: each reads the request, asks one thing of the sections above, and renders a page, an
-# htmx fragment, an SSE stream or JSON. The guard in front refuses foreign hosts, origins and users.
+# The routes: each handler reads the request, asks one thing of the sections above, and renders a
+# page, an htmx fragment, an SSE stream or JSON. A guard in front refuses foreign hosts and users.
 
 MAX_BODY_BYTES = 64 * 1024
 TRIGGER_REDIRECT_WAIT_S = 2
 SSE_RETRY_MS = 3000
 SSE_HEARTBEAT_S = 15
 SSE_CHUNK_BYTES = 64 * 1024
-TRANSCRIPT_PAGE_LINES = 2000
 SETUP_CHECK_S = 10
+SUMMARY_CHARS = 300
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}
+                ".svg": "image/svg+xml"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -1205,14 +1332,15 @@ SECURITY_HEADERS = {
                                " form-action 'self'; base-uri 'none'",
 }
 HTTP_REASONS = {400: "Bad request", 401: "Sign-in required", 403: "Forbidden", 404: "Not found",
-                405: "Method not allowed", 409: "Busy", 411: "Length required", 413: "Too large", 415: "Unsupported type",
-                500: "Something went wrong", 503: "Unavailable"}
+                405: "Method not allowed", 409: "Busy", 411: "Length required", 413: "Too large",
+                415: "Unsupported type", 500: "Something went wrong", 503: "Unavailable"}
+NOTHING = "—"
 
 
 def local_time(text):
     """A stored UTC time as a <time> element; static/app.js shows it in the browser's zone."""
     if not text:
-        return "—"
+        return NOTHING
     label = html.escape(text.replace("T", " ").replace("Z", " UTC"))
     return f'<time datetime="{html.escape(text)}">{label}</time>'
 
@@ -1223,7 +1351,7 @@ def session_duration(session):
     elif session.get("ended_at") and session.get("started_at"):
         seconds = (parse_iso(session["ended_at"]) - parse_iso(session["started_at"])).total_seconds()
     else:
-        return "—"
+        return NOTHING
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, seconds = divmod(int(seconds), 60)
@@ -1237,14 +1365,48 @@ def spoken_seconds(seconds):
     return plural(seconds, "second")
 
 
-def session_cost(session):
-    return "—" if session.get("cost_usd") is None else f"${session['cost_usd']:.4f}"
+class SessionView:
+    """A session row as the pages show it: every value ready to print, placeholders included."""
+
+    def __init__(self, row):
+        self.row = row
+        self.id, self.trigger, self.status = row["id"], row["trigger"], row["status"]
+        status = STATUSES.get(self.status, Status(self.status))
+        self.status_label, self.why = status.label, status.why
+        self.model, self.error, self.response = row["model"], row["error"], row["response"]
+        self.has_log = bool(row["log_file"])
+
+    started = property(lambda self: local_time(self.row["started_at"]))
+    ended = property(lambda self: local_time(self.row["ended_at"]))
+    duration = property(lambda self: session_duration(self.row))
+    prompt_file = property(lambda self: self.row["prompt_file"] or NOTHING)
+    turns = property(lambda self: NOTHING if self.row["num_turns"] is None else self.row["num_turns"])
+    exit_code = property(lambda self: NOTHING if self.row["exit_code"] is None
+                         else self.row["exit_code"])
+
+    @property
+    def cost(self):
+        return NOTHING if self.row["cost_usd"] is None else f"${self.row['cost_usd']:.4f}"
+
+    @property
+    def operator_prompt(self):
+        return self.row["prompt_text"] if self.trigger == "manual" else None
+
+    @property
+    def summary(self):
+        """One short text that tells this session apart: why it failed, its answer, its prompt."""
+        text = self.error or self.response or self.row["prompt_text"] or ""
+        return shorten(text, SUMMARY_CHARS) if text else ""
 
 
 def session_number(text):
     """A session id or line number from a URL or header; None for anything but plain digits."""
     text = text.strip()
     return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
+
+
+def refuse(status, message):
+    raise bottle.HTTPError(status, message)
 
 
 def with_security_headers(wsgi_app):
@@ -1295,12 +1457,34 @@ def password_matches(header, password):
     return hmac.compare_digest(given.encode("utf-8"), password.encode("utf-8"))
 
 
-def count_lines(path):
-    try:
-        with open(path, "rb") as log_file:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: log_file.read(1 << 20), b""))
-    except OSError:
-        return 0
+def sign_in_required():
+    error = bottle.HTTPError(401, "Sign in with the dashboard password.")
+    error.set_header("WWW-Authenticate", 'Basic realm="claude-ops", charset="UTF-8"')
+    return error
+
+
+def check_request(request, allowed_hosts, password):
+    """Raises the HTTPError that refuses `request`: a foreign Host (DNS rebinding), no password,
+    a cross-site change, a body too large or of unknown length."""
+    host = host_name(request.get_header("Host", ""))
+    if not (is_ip_literal(host) or host in allowed_hosts):
+        refuse(403, f"This dashboard does not answer to the host name {host!r}. "
+                    "Add it to CLAUDEOPS_ALLOWED_HOSTS to allow it.")
+    if password and request.path != "/api/v1/health":
+        if not password_matches(request.get_header("Authorization", ""), password):
+            raise sign_in_required()
+    if request.method in SAFE_METHODS:
+        return
+    origin = request.get_header("Origin")
+    own_origin = f"{request.urlparts.scheme}://{request.get_header('Host', '')}"
+    fetch_site = request.get_header("Sec-Fetch-Site")
+    if (origin is not None and origin.lower() != own_origin.lower()) or (
+            fetch_site is not None and fetch_site not in ("same-origin", "none")):
+        refuse(403, "Cross-site requests cannot change anything here.")
+    if request.chunked:  # a body of unknown length could be any size: ask for one
+        refuse(411, "Send the body with a Content-Length.")
+    if request.content_length > MAX_BODY_BYTES:
+        refuse(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
 
 
 class Refreshed:
@@ -1330,56 +1514,107 @@ def setup_warnings(config, environ):
     return warnings
 
 
-def build_web(config, store, hub, scheduler, runner, templates):
-    web = bottle.Bottle()
-    allowed_hosts = own_host_names() | set(config.allowed_hosts)
-    static_cache = {}
-    cooldowns_file = CooldownFile(os.path.join(config.state_dir, "cooldown.json"))
-    last_dashboard = {}
-    warnings = Refreshed(SETUP_CHECK_S, lambda: setup_warnings(config, runner.environ))
+class StaticFiles:
+    """The program's static files, read once, each with its type and ETag."""
 
-    def render(name, **values):
-        return templates.render(name, **values)
+    def __init__(self):
+        self.found = {}
 
-    def page(name, title, status=200, **values):
+    def get(self, path):
+        """(body, etag, content type) of a static file; None for anything else."""
+        name = os.path.normpath(path)
+        extension = os.path.splitext(name)[1]
+        if name.startswith(("..", "/")) or extension not in STATIC_TYPES:
+            return None
+        if name not in self.found:
+            try:
+                body = read_resource(os.path.join("static", name))
+            except OSError:
+                return None
+            self.found[name] = body, f'"{len(body):x}-{zlib.crc32(body):x}"', STATIC_TYPES[extension]
+        return self.found[name]
+
+
+def event_stream(hub, store, templates, session_id, path, after):
+    """A session's transcript as SSE from line `after` on: what the log holds, then, while the
+    session runs, each new line as it comes, then `done`."""
+    yield f"retry: {SSE_RETRY_MS}\n\n".encode()
+    subscriber, upto = hub.subscribe(session_id)
+    try:
+        chunk = bytearray()
+        for number, record in read_log(path, after, upto) if path else ():
+            rendered = render_transcript_line(templates, record, number)
+            if rendered:
+                chunk += sse_message(number, rendered)
+            if len(chunk) >= SSE_CHUNK_BYTES:
+                yield bytes(chunk)
+                chunk.clear()
+        if subscriber is None:
+            yield bytes(chunk) + sse_done(store.session(session_id)["status"])
+            return
+        if chunk:
+            yield bytes(chunk)
+        yield from live_messages(subscriber, after)
+    finally:
+        if subscriber is not None:
+            hub.unsubscribe(session_id, subscriber)
+
+
+def live_messages(subscriber, after):
+    while True:
+        items = subscriber.take(SSE_HEARTBEAT_S)
+        if subscriber.dropped:
+            return
+        if not items:
+            yield b": keep-alive\n\n"
+            continue
+        # A line the reader already has (it resumed past the live count) is not sent twice.
+        yield b"".join(message for number, message in items if number is None or number > after)
+        if items[-1][0] is None:
+            return
+
+
+def json_body():
+    """The request's JSON body; 415 for another type, 400 for what does not parse."""
+    if bottle.request.content_type.split(";")[0].strip().lower() != "application/json":
+        refuse(415, "Send the body as JSON (Content-Type: application/json).")
+    try:
+        return json.loads(bottle.request.body.read().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        refuse(400, "The body is not valid UTF-8 JSON.")
+
+
+def is_htmx():
+    return bottle.request.headers.get("HX-Request") == "true"
+
+
+class Web:
+    """The handlers, with what they need from the sections above."""
+
+    def __init__(self, config, store, hub, scheduler, templates, environ):
+        self.config, self.store, self.hub = config, store, hub
+        self.scheduler, self.templates = scheduler, templates
+        self.allowed_hosts = own_host_names() | set(config.allowed_hosts)
+        self.cooldowns = CooldownFile(os.path.join(config.state_dir, "cooldown.json"))
+        self.warnings = Refreshed(SETUP_CHECK_S, lambda: setup_warnings(config, environ))
+        self.static_files = StaticFiles()
+        self.dashboard_cache = (None, None)  # (what it showed, its HTML)
+
+    def guard(self):
+        check_request(bottle.request, self.allowed_hosts, self.config.password)
+
+    def page(self, name, title, status=200, **values):
         bottle.response.status = status
-        return render("layout", title=title, body=render(name, **values),
-                      running_session_id=scheduler.running_session_id)
+        return self.templates.render("layout", title=title, body=self.templates.render(name, **values),
+                                     running_session_id=self.scheduler.running_session_id)
 
-    def fragment_or_page(status, name, title, **values):
-        if bottle.request.headers.get("HX-Request") == "true":
+    def fragment_or_page(self, status, name, title, **values):
+        if is_htmx():
             bottle.response.status = status
-            return render(name, **values)
-        return page(name, title, status=status, **values)
+            return self.templates.render(name, **values)
+        return self.page(name, title, status=status, **values)
 
-    def refuse(status, message):
-        raise bottle.HTTPError(status, message)
-
-    @web.hook("before_request")
-    def guard():
-        request = bottle.request
-        host = host_name(request.get_header("Host", ""))
-        if not (is_ip_literal(host) or host in allowed_hosts):
-            refuse(403, f"This dashboard does not answer to the host name {host!r}. "
-                        "Add it to CLAUDEOPS_ALLOWED_HOSTS to allow it.")
-        if config.password and request.path != "/api/v1/health":
-            if not password_matches(request.get_header("Authorization", ""), config.password):
-                error = bottle.HTTPError(401, "Sign in with the dashboard password.")
-                error.set_header("WWW-Authenticate", 'Basic realm="claude-ops", charset="UTF-8"')
-                raise error
-        if request.method not in SAFE_METHODS:
-            origin = request.get_header("Origin")
-            own_origin = f"{request.urlparts.scheme}://{request.get_header('Host', '')}"
-            fetch_site = request.get_header("Sec-Fetch-Site")
-            if (origin is not None and origin.lower() != own_origin.lower()) or (
-                    fetch_site is not None and fetch_site not in ("same-origin", "none")):
-                refuse(403, "Cross-site requests cannot change anything here.")
-            if request.chunked:  # a body of unknown length could be any size: ask for one
-                refuse(411, "Send the body with a Content-Length.")
-            if request.content_length > MAX_BODY_BYTES:
-                refuse(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
-
-    def error_page(error):
+    def error_page(self, error):
         status = error.status_code
         if status >= 500 or not (isinstance(error.body, str) and error.body):
             message = HTTP_REASONS.get(status, "Error")  # never the text of an exception
@@ -1389,23 +1624,95 @@ def build_web(config, store, hub, scheduler, runner, templates):
             bottle.response.content_type = "application/json"
             return json.dumps({"error": message})
         bottle.response.content_type = "text/html; charset=utf-8"
-        return render("layout", title=HTTP_REASONS.get(status, "Error"),
-                      body=render("error", status=status, message=message),
-                      running_session_id=scheduler.running_session_id)
+        return self.page("error", HTTP_REASONS.get(status, "Error"), status=status,
+                         error_status=status, message=message)
 
-    web.default_error_handler = error_page
-
-    def load_session(session_id):
+    def load_session(self, session_id):
         number = session_number(session_id)
-        session = store.session(number) if number is not None else None
+        session = self.store.session(number) if number is not None else None
         if session is None:
             refuse(404, "No such session.")
         return session
 
-    def log_path(session):
-        return os.path.join(config.results_dir, session["log_file"]) if session["log_file"] else None
+    def log_path(self, session):
+        return os.path.join(self.config.results_dir, session["log_file"]) if session["log_file"] else None
 
-    def posted_prompt():
+    def sessions_page(self, before_id):
+        """A page of sessions and the id to ask for the next one with (None on the last page)."""
+        rows = self.store.sessions_page(before_id, SESSION_PAGE_SIZE + 1)
+        page_rows = rows[:SESSION_PAGE_SIZE]
+        return page_rows, page_rows[-1]["id"] if len(rows) > SESSION_PAGE_SIZE else None
+
+    # Pages ----------------------------------------------------------------------------------------
+
+    def dashboard(self):
+        services, cooldown_problem = self.cooldowns.read()
+        warnings, next_run_at = self.warnings(), self.scheduler.next_run_at
+        # The dashboard is rendered again only when something it shows has changed.
+        shown = (self.store.version, self.cooldowns.key, self.warnings.computed_at, next_run_at,
+                 self.scheduler.running_trigger, self.scheduler.running_session_id)
+        if self.dashboard_cache[0] != shown:
+            latest = self.store.latest_session()
+            self.dashboard_cache = shown, self.page(
+                "index", "Dashboard", services=services, cooldown_problem=cooldown_problem,
+                latest=latest and SessionView(latest), next_run_at=next_run_at and iso(next_run_at),
+                running_trigger=self.scheduler.running_trigger, warnings=warnings)
+        return self.dashboard_cache[1]
+
+    def history(self):
+        before_id = session_number(bottle.request.query.get("before", ""))
+        rows, older = self.sessions_page(before_id)
+        return self.fragment_or_page(200, "sessions_table", "Sessions",
+                                     sessions=[SessionView(row) for row in rows],
+                                     before_id=before_id, older_than=older,
+                                     polling=before_id is None and self.scheduler.busy)
+
+    def session_page(self, session_id):
+        session = self.load_session(session_id)
+        path = self.log_path(session)
+        lines, skipped, upto = last_lines(self.templates, path) if path else ([], 0, 0)
+        return self.page("session", f"Session {session['id']}", session=SessionView(session),
+                         lines=lines, skipped=skipped, after=upto, live=session["id"] in self.hub.live)
+
+    def session_summary(self, session_id):
+        return self.templates.render("session_summary",
+                                     session=SessionView(self.load_session(session_id)))
+
+    def session_stream(self, session_id):
+        session = self.load_session(session_id)
+        resume = bottle.request.get_header("Last-Event-ID") or bottle.request.query.get("after", "")
+        bottle.response.content_type = "text/event-stream; charset=utf-8"
+        bottle.response.set_header("Cache-Control", "no-cache")
+        bottle.response.set_header("X-Accel-Buffering", "no")
+        return event_stream(self.hub, self.store, self.templates, session["id"],
+                            self.log_path(session), session_number(resume) or 0)
+
+    def session_log(self, session_id):
+        path = self.log_path(self.load_session(session_id))
+        if path is None or not os.path.exists(path):
+            refuse(404, "This session's log file is gone (see CLAUDEOPS_RETENTION_DAYS).")
+        return bottle.static_file(os.path.basename(path), root=self.config.results_dir,
+                                  mimetype="text/plain", charset="utf-8")
+
+    def cooldowns_page(self):
+        services, problem = self.cooldowns.read()
+        return self.page("cooldowns", "Cooldowns", services=services, cooldown_problem=problem)
+
+    def static(self, path):
+        found = self.static_files.get(path)
+        if found is None:
+            refuse(404, "No such file.")
+        body, etag, content_type = found
+        bottle.response.set_header("ETag", etag)
+        bottle.response.set_header("Cache-Control", "public, max-age=86400")
+        bottle.response.content_type = content_type
+        if bottle.request.get_header("If-None-Match") == etag:
+            return bottle.HTTPResponse(status=304)
+        return body
+
+    # Actions --------------------------------------------------------------------------------------
+
+    def posted_prompt(self):
         """The `prompt` form field as text; invalid UTF-8 is refused, never guessed at."""
         if "prompt" not in bottle.request.forms:
             return ""
@@ -1414,184 +1721,42 @@ def build_web(config, store, hub, scheduler, runner, templates):
             refuse(400, "The prompt is not valid UTF-8.")
         return prompt
 
-    # Pages ----------------------------------------------------------------------------------------
-
-    @web.get("/")
-    def index():
-        services, cooldown_problem = cooldowns_file.read()
-        setup_problems, next_run_at = warnings(), scheduler.next_run_at
-        # The dashboard is rendered again only when something it shows has changed.
-        shown = (store.version, cooldowns_file.key, warnings.computed_at, next_run_at,
-                 scheduler.running_trigger, scheduler.running_session_id)
-        if last_dashboard.get("shown") != shown:
-            last_dashboard.update(shown=shown, html=page(
-                "index", "Dashboard", services=services, cooldown_problem=cooldown_problem,
-                latest=store.latest_session(), next_run_at=next_run_at,
-                running_trigger=scheduler.running_trigger, warnings=setup_problems))
-        return last_dashboard["html"]
-
-    @web.get("/sessions")
-    def sessions():
-        before_id = session_number(bottle.request.query.get("before", ""))
-        page_rows, older = sessions_page(before_id)
-        values = dict(sessions=page_rows, before_id=before_id, older_than=older,
-                      polling=before_id is None and scheduler.busy)
-        return fragment_or_page(200, "sessions_table", "Sessions", **values)
-
-    @web.get("/sessions/<session_id>")
-    def session_page(session_id):
-        session = load_session(session_id)
-        lines, skipped, shown_upto = transcript_lines(session)
-        return page("session", f"Session {session['id']}", session=session, lines=lines,
-                    skipped=skipped, after=shown_upto, live=session["id"] in hub.live)
-
-    def sessions_page(before_id):
-        """A page of sessions and the id to ask for the next one with (None on the last page)."""
-        rows = store.sessions_page(before_id, SESSION_PAGE_SIZE + 1)
-        page_rows = rows[:SESSION_PAGE_SIZE]
-        return page_rows, page_rows[-1]["id"] if len(rows) > SESSION_PAGE_SIZE else None
-
-    def transcript_lines(session):
-        """The rendered lines of a session's log, the last TRANSCRIPT_PAGE_LINES of them."""
-        path = log_path(session)
-        if path is None:
-            return [], 0, 0
-        total = count_lines(path)
-        skip = max(0, total - TRANSCRIPT_PAGE_LINES)
-        lines = []
-        for number, record in read_log(path, after=skip, upto=total):
-            rendered = render_transcript_line(templates, record, number)
-            if rendered:
-                lines.append(rendered)
-        return lines, skip, total
-
-    @web.get("/sessions/<session_id>/stream")
-    def session_stream(session_id):
-        session = load_session(session_id)
-        resume = bottle.request.get_header("Last-Event-ID") or bottle.request.query.get("after", "")
-        after = session_number(resume) or 0
-        bottle.response.content_type = "text/event-stream; charset=utf-8"
-        bottle.response.set_header("Cache-Control", "no-cache")
-        bottle.response.set_header("X-Accel-Buffering", "no")
-        return event_stream(session, after)
-
-    def event_stream(session, after):
-        yield f"retry: {SSE_RETRY_MS}\n\n".encode()
-        subscriber, upto = hub.subscribe(session["id"])
+    def trigger_form(self):
         try:
-            chunk = bytearray()
-            path = log_path(session)
-            for number, record in read_log(path, after, upto) if path else ():
-                rendered = render_transcript_line(templates, record, number)
-                if rendered:
-                    chunk += sse_message(number, rendered)
-                if len(chunk) >= SSE_CHUNK_BYTES:
-                    yield bytes(chunk)
-                    chunk.clear()
-            if subscriber is None:
-                final = store.session(session["id"])
-                yield bytes(chunk) + sse_done(final["status"])
-                return
-            if chunk:
-                yield bytes(chunk)
-            while True:
-                items = subscriber.take(SSE_HEARTBEAT_S)
-                if subscriber.dropped:
-                    return
-                if not items:
-                    yield b": keep-alive\n\n"
-                    continue
-                yield b"".join(message for number, message in items
-                               if number is None or number > after)
-                if items[-1][0] is None:
-                    return
-        finally:
-            if subscriber is not None:
-                hub.unsubscribe(session["id"], subscriber)
-
-    @web.get("/sessions/<session_id>/log")
-    def session_log(session_id):
-        session = load_session(session_id)
-        path = log_path(session)
-        if path is None or not os.path.exists(path):
-            refuse(404, "This session's log file is gone (see CLAUDEOPS_RETENTION_DAYS).")
-        return bottle.static_file(os.path.basename(path), root=config.results_dir,
-                                  mimetype="text/plain", charset="utf-8")
-
-    @web.post("/sessions/trigger")
-    def trigger_form():
-        try:
-            started = scheduler.trigger_adhoc(posted_prompt())
+            started = self.scheduler.trigger_adhoc(self.posted_prompt())
         except TriggerRefused as refused:
-            return fragment_or_page(refused.status, "trigger_result", "Run now", ok=False,
-                                    message=refused.message)
+            return self.fragment_or_page(refused.status, "trigger_result", "Run now", ok=False,
+                                         message=refused.message)
         session_id = started.wait(TRIGGER_REDIRECT_WAIT_S)
-        if bottle.request.headers.get("HX-Request") != "true":
+        if not is_htmx():
             return bottle.redirect(f"/sessions/{session_id}" if session_id else "/sessions", 303)
         if session_id:
             bottle.response.set_header("HX-Redirect", f"/sessions/{session_id}")
-        return render("trigger_result", ok=True, session_id=session_id,
-                      message="Session triggered. Redirecting...")
-
-    @web.get("/cooldowns")
-    def cooldowns():
-        services, problem = cooldowns_file.read()
-        return page("cooldowns", "Cooldowns", services=services, cooldown_problem=problem)
-
-    @web.get("/static/<path:path>")
-    def static(path):
-        name = os.path.normpath(path)
-        extension = os.path.splitext(name)[1]
-        if name.startswith(("..", "/")) or extension not in STATIC_TYPES:
-            refuse(404, "No such file.")
-        if name not in static_cache:
-            try:
-                static_cache[name] = read_resource(os.path.join("static", name))
-            except OSError:
-                refuse(404, "No such file.")
-        body = static_cache[name]
-        etag = f'"{len(body):x}-{zlib.crc32(body):x}"'
-        bottle.response.set_header("ETag", etag)
-        bottle.response.set_header("Cache-Control", "public, max-age=86400")
-        bottle.response.content_type = STATIC_TYPES[extension]
-        if bottle.request.get_header("If-None-Match") == etag:
-            return bottle.HTTPResponse(status=304)
-        return body
+        return self.templates.render("trigger_result", ok=True, session_id=session_id,
+                                     message="Session triggered. Redirecting...")
 
     # JSON API -------------------------------------------------------------------------------------
 
-    def session_json(session):
-        return {key: value for key, value in session.items() if key != "context"}
-
-    @web.get("/api/v1/health")
-    def health():
-        next_run = scheduler.next_run_at
-        return {"status": "ok", "running_session_id": scheduler.running_session_id,
-                "pending_trigger": scheduler.pending_trigger,
+    def api_health(self):
+        next_run = self.scheduler.next_run_at
+        return {"status": "ok", "running_session_id": self.scheduler.running_session_id,
+                "pending_trigger": self.scheduler.pending_trigger,
                 "next_run_at": iso(next_run) if next_run else None}
 
-    @web.get("/api/v1/sessions")
-    def api_sessions():
-        page_rows, older = sessions_page(session_number(bottle.request.query.get("before", "")))
-        return {"sessions": [session_json(row) for row in page_rows], "next_before": older}
+    def api_sessions(self):
+        rows, older = self.sessions_page(session_number(bottle.request.query.get("before", "")))
+        return {"sessions": [session_json(row) for row in rows], "next_before": older}
 
-    @web.get("/api/v1/sessions/<session_id>")
-    def api_session(session_id):
-        return session_json(load_session(session_id))
+    def api_session(self, session_id):
+        return session_json(self.load_session(session_id))
 
-    @web.post("/api/v1/sessions/trigger")
-    def api_trigger():
-        if bottle.request.content_type.split(";")[0].strip().lower() != "application/json":
-            refuse(415, "Send the prompt as JSON: {\"prompt\": \"...\"}.")
-        try:
-            body = json.loads(bottle.request.body.read().decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            refuse(400, "The body is not valid UTF-8 JSON.")
+    def api_trigger(self):
+        body = json_body()
         prompt = body.get("prompt") if isinstance(body, dict) else None
         if prompt is not None and not isinstance(prompt, str):
             refuse(400, "prompt must be a string.")
         try:
-            started = scheduler.trigger_adhoc(prompt)
+            started = self.scheduler.trigger_adhoc(prompt)
         except TriggerRefused as refused:
             refuse(refused.status, refused.message)
         session_id = started.wait(TRIGGER_REDIRECT_WAIT_S)
@@ -1602,12 +1767,45 @@ def build_web(config, store, hub, scheduler, runner, templates):
         bottle.response.set_header("Location", f"/api/v1/sessions/{session_id}")
         return {"id": session_id, "url": f"/sessions/{session_id}"}
 
-    return web
+
+def session_json(session):
+    return {key: value for key, value in session.items() if key != "context"}
+
+
+ROUTES = (  # method, path, Web handler
+    ("GET", "/", "dashboard"),
+    ("GET", "/sessions", "history"),
+    ("POST", "/sessions/trigger", "trigger_form"),
+    ("GET", "/sessions/<session_id>", "session_page"),
+    ("GET", "/sessions/<session_id>/summary", "session_summary"),
+    ("GET", "/sessions/<session_id>/stream", "session_stream"),
+    ("GET", "/sessions/<session_id>/log", "session_log"),
+    ("GET", "/cooldowns", "cooldowns_page"),
+    ("GET", "/static/<path:path>", "static"),
+    ("GET", "/api/v1/health", "api_health"),
+    ("GET", "/api/v1/sessions", "api_sessions"),
+    ("POST", "/api/v1/sessions/trigger", "api_trigger"),
+    ("GET", "/api/v1/sessions/<session_id>", "api_session"),
+)
+
+
+def build_web(web):
+    """The Bottle application of a Web: its guard, its error pages and its routes."""
+    app = bottle.Bottle()
+    app.add_hook("before_request", web.guard)
+    for status in HTTP_REASONS:
+        app.error(status)(web.error_page)
+    for method, path, handler in ROUTES:
+        app.route(path, method, getattr(web, handler))
+    return app
 
 
 # Main ###############################################################################################
 # Builds the whole app from a config (the tests build many), serves it, and stops it cleanly on
 # SIGTERM or SIGINT: triggers refused, the running session interrupted and recorded, then exit.
+
+RETENTION_EVERY_S = 24 * 3600
+
 
 class ClaudeOps:
     """One instance of the app: its store, hub, runner, scheduler and WSGI application."""
@@ -1625,16 +1823,15 @@ class ClaudeOps:
             log.warning("session %d was running when the app last stopped: marked interrupted",
                         session_id)
         ensure_cooldown_file(os.path.join(config.state_dir, "cooldown.json"))
-        self.templates = Templates(local_time=local_time, duration=session_duration,
-                                   cost=session_cost, dry_run=config.dry_run,
-                                   restart_limit=RESTART_LIMIT, redeploy_limit=REDEPLOY_LIMIT,
+        self.templates = Templates(local_time=local_time, dry_run=config.dry_run,
+                                   cooldown_limits=COOLDOWN_LIMITS, cooldown_rules=COOLDOWN_RULES,
                                    interval=spoken_seconds(config.interval_s))
         self.hub = Hub(self.templates)
         self.runner = Runner(config, self.store, self.hub, environ)
         self.scheduler = Scheduler(config, self.runner)
-        self.web = with_security_headers(build_web(config, self.store, self.hub, self.scheduler,
-                                                   self.runner, self.templates))
-        self.server = None
+        web = Web(config, self.store, self.hub, self.scheduler, self.templates, self.runner.environ)
+        self.web = with_security_headers(build_web(web))
+        self.server = self.retention = None
 
     def start(self, listener=None):
         """Start serving on `listener` (a bound socket; default the configured address) and start
@@ -1643,11 +1840,21 @@ class ClaudeOps:
             listener = listen(self.config.host, self.config.port)
         self.server = gevent.pywsgi.WSGIServer(listener, self.web, log=None, error_log=log)
         self.server.start()
-        self.runner.delete_old_logs()
         self.scheduler.start()
+        self.retention = gevent.spawn(self.keep_deleting_old_logs)
         return self.server.address
 
+    def delete_old_logs(self):
+        delete_old_logs(self.store, self.config.results_dir, self.config.retention_days)
+
+    def keep_deleting_old_logs(self):
+        while True:
+            self.delete_old_logs()
+            gevent.sleep(RETENTION_EVERY_S)
+
     def stop(self):
+        if self.retention is not None:
+            self.retention.kill()
         self.scheduler.stop()
         if self.server is not None:
             self.server.stop(timeout=1)

@@ -1,5 +1,5 @@
 <section class="card error-page">
-  <h1>{{status}}</h1>
+  <h1>{{error_status}}</h1>
   <p>{{message}}</p>
   <p><a href="/">Back to the dashboard</a></p>
 </section>

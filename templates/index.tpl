@@ -13,12 +13,13 @@
   % else:
   <div class="service-grid">
     % for service in services:
-    <article class="service-tile status-{{service.status.lower()}}">
+    <article class="service-tile health-{{service.health}}">
       <h3>{{service.name}}</h3>
-      <span class="status-badge status-{{service.status.lower()}}">{{service.status}}</span>
+      {{!partial('health_badge', service=service)}}
       <dl>
-        <dt>Restarts (4 h)</dt><dd class="{{'limit' if service.restarts_recent >= restart_limit else ''}}">{{service.restarts_recent}} / {{restart_limit}}</dd>
-        <dt>Redeploys (24 h)</dt><dd class="{{'limit' if service.redeployments_recent >= redeploy_limit else ''}}">{{service.redeployments_recent}} / {{redeploy_limit}}</dd>
+        % for limit, count in service.recent:
+        <dt>{{limit.heading}}</dt><dd>{{!partial('cooldown_count', limit=limit, count=count)}}</dd>
+        % end
         <dt>Last check</dt><dd>{{!local_time(service.last_checked)}}</dd>
       </dl>
     </article>
@@ -44,15 +45,14 @@
   % if latest is None:
   <p class="empty">No session yet.</p>
   % else:
-  <a class="latest" href="/sessions/{{latest['id']}}">
-    <span class="latest-title">#{{latest['id']}}
-      <span class="trigger-badge trigger-badge-{{latest['trigger']}}">{{latest['trigger']}}</span>
-      <span class="status-badge status-{{latest['status']}}">{{latest['status']}}</span>
+  <a class="latest" href="/sessions/{{latest.id}}">
+    <span class="latest-title">#{{latest.id}}
+      {{!partial('trigger_badge', session=latest)}}
+      {{!partial('status_badge', session=latest)}}
     </span>
-    <span class="latest-meta">{{!local_time(latest['started_at'])}} · {{duration(latest)}} · {{cost(latest)}}</span>
-    % summary = latest['error'] if latest['error'] else (latest['response'] or latest['prompt_text'] or '')
-    % if summary:
-    <span class="latest-summary">{{summary[:300] + (' …' if len(summary) > 300 else '')}}</span>
+    <span class="latest-meta">{{!latest.started}} · {{latest.duration}} · {{latest.cost}}</span>
+    % if latest.summary:
+    <span class="latest-summary">{{latest.summary}}</span>
     % end
   </a>
   % end
@@ -61,7 +61,7 @@
 <section class="card next-run">
   <h2>Next scheduled run</h2>
   % if next_run_at is not None:
-  <p>{{!local_time(next_run_at.strftime('%Y-%m-%dT%H:%M:%SZ'))}} <span class="hint">· every {{interval}} after the last one ends</span></p>
+  <p>{{!local_time(next_run_at)}} <span class="hint">· every {{interval}} after the last one ends</span></p>
   % elif running_trigger == 'scheduled':
   <p>{{interval}} after the running session ends.</p>
   % else:

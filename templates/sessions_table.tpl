@@ -12,16 +12,7 @@
     <thead><tr><th>#</th><th>Started</th><th>Trigger</th><th>Status</th><th class="wide-only">Model</th><th>Duration</th><th class="wide-only">Cost</th><th class="wide-only">Turns</th></tr></thead>
     <tbody>
     % for session in sessions:
-    <tr>
-      <td><a href="/sessions/{{session['id']}}">#{{session['id']}}</a></td>
-      <td>{{!local_time(session['started_at'])}}</td>
-      <td><span class="trigger-badge trigger-badge-{{session['trigger']}}">{{session['trigger']}}</span></td>
-      <td><span class="status-badge status-{{session['status']}}">{{session['status']}}</span></td>
-      <td class="wide-only">{{session['model']}}</td>
-      <td>{{duration(session)}}</td>
-      <td class="wide-only">{{cost(session)}}</td>
-      <td class="wide-only">{{'—' if session['num_turns'] is None else session['num_turns']}}</td>
-    </tr>
+    {{!partial('session_row', session=session)}}
     % end
     </tbody>
   </table></div>

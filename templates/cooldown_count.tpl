@@ -1,0 +1,1 @@
+<span class="{{'limit' if count >= limit.limit else ''}}">{{count}} / {{limit.limit}}</span>\\

@@ -1,0 +1,1 @@
+<span class="health-badge health-{{service.health}}">{{service.status}}</span>\\

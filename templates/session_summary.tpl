@@ -1,0 +1,35 @@
+<div id="session-summary">
+<section class="card">
+  <div class="card-head">
+    <h1>Session #{{session.id}}</h1>
+    <span>{{!partial('trigger_badge', session=session)}} {{!partial('status_badge', session=session)}}</span>
+  </div>
+  <dl class="meta">
+    <dt>Trigger</dt><dd>{{session.trigger}}</dd>
+    <dt>Status</dt><dd>{{session.status_label}}</dd>
+    <dt>Model</dt><dd>{{session.model}}</dd>
+    <dt>Prompt</dt><dd>{{session.prompt_file}}</dd>
+    <dt>Started</dt><dd>{{!session.started}}</dd>
+    <dt>Ended</dt><dd>{{!session.ended}}</dd>
+    <dt>Duration</dt><dd>{{session.duration}}</dd>
+    <dt>Cost</dt><dd>{{session.cost}}</dd>
+    <dt>Turns</dt><dd>{{session.turns}}</dd>
+    <dt>Exit code</dt><dd>{{session.exit_code}}</dd>
+  </dl>
+  % if session.error:
+  <div class="error-block"><strong>{{session.why}}:</strong><pre>{{session.error}}</pre></div>
+  % end
+</section>
+% if session.operator_prompt:
+<section class="card prompt-block">
+  <h2>Operator's prompt</h2>
+  <pre>{{session.operator_prompt}}</pre>
+</section>
+% end
+% if session.response:
+<section class="card response-block">
+  <h2>Final response</h2>
+  <div class="response">{{session.response}}</div>
+</section>
+% end
+</div>

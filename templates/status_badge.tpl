@@ -1,0 +1,1 @@
+<span class="status-badge status-{{session.status}}">{{session.status_label}}</span>\\

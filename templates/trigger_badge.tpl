@@ -1,0 +1,1 @@
+<span class="trigger-badge trigger-badge-{{session.trigger}}">{{session.trigger}}</span>\\
