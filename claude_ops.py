@@ -25,6 +25,8 @@ import socket
 import sqlite3
 import sys
 import time
+import urllib.parse
+import urllib.request
 import zlib
 from collections import deque
 from dataclasses import dataclass, make_dataclass
@@ -76,6 +78,11 @@ Check the health of this homelab.
 """
 
 
+# What can notify the operator (section Notifications): a session that failed or timed out, a
+# service that went down or degraded, one that recovered, or every finished session.
+NOTIFY_EVENTS = ("failure", "problem", "recovery", "every")
+
+
 class ConfigError(Exception):
     """A setting that cannot be used; its message names the setting."""
 
@@ -118,6 +125,27 @@ def parse_optional_text(text):
 
 def parse_host_list(text):
     return tuple(name.strip().lower().rstrip(".") for name in text.split(",") if name.strip())
+
+
+def parse_url_list(text):
+    return tuple(url for url in re.split(r"[,\s]+", text) if url)
+
+
+def parse_http_url(text):
+    url = text.strip().rstrip("/")
+    if not url:
+        return None
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https") or "//" not in url:
+        raise ValueError(f"must be an http:// or https:// URL, got {text!r}")
+    return url
+
+
+def parse_notify_events(text):
+    events = tuple(event.strip().lower() for event in text.split(",") if event.strip())
+    unknown = [event for event in events if event not in NOTIFY_EVENTS]
+    if unknown:
+        raise ValueError(f"must list events among {', '.join(NOTIFY_EVENTS)}, got {', '.join(unknown)}")
+    return events
 
 
 def parse_prompt_file(text):
@@ -174,6 +202,15 @@ SETTINGS = [
             "prefer the environment variable, a flag shows in ps"),
     Setting("allowed_hosts", "CLAUDEOPS_ALLOWED_HOSTS", "", parse_host_list,
             "comma-separated extra host names the dashboard answers to"),
+    Setting("dashboard_url", "CLAUDEOPS_DASHBOARD_URL", None, parse_http_url,
+            "the dashboard's address as people reach it, for links in notifications"),
+    Setting("apprise_urls", "CLAUDEOPS_APPRISE_URLS", "", parse_url_list,
+            "where notifications go: Apprise URLs (ntfy://, tgram://, discord://, mailto://, ...),"
+            " comma- or space-separated; they hold tokens, prefer the environment variable"),
+    Setting("notify_on", "CLAUDEOPS_NOTIFY_ON", "failure,problem,recovery", parse_notify_events,
+            "events that notify: failure, problem, recovery, every"),
+    Setting("ping_url", "CLAUDEOPS_PING_URL", None, parse_http_url,
+            "dead-man's-switch URL pinged by scheduled sessions (<url>/start, <url>, <url>/fail)"),
     Setting("session_timeout_s", "CLAUDEOPS_SESSION_TIMEOUT", "1800", parse_seconds,
             "seconds before a session is stopped and marked timeout"),
     Setting("retention_days", "CLAUDEOPS_RETENTION_DAYS", "30", parse_days,
@@ -283,6 +320,18 @@ MIGRATIONS = [
     ALTER TABLE sessions ADD COLUMN error TEXT;
     CREATE INDEX sessions_started_at ON sessions (started_at);
     """,
+    """
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER REFERENCES sessions (id),
+        event TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        target TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX notifications_session ON notifications (session_id);
+    """,
 ]
 
 
@@ -304,6 +353,7 @@ STATUSES = {
 TRIGGERS = {"scheduled": "the regular health check", "manual": "an operator asked for this session"}
 
 SESSION_PAGE_SIZE = 50
+NOTHING = "—"  # what a page or a message shows for a value a session does not have
 # Pages list sessions without their `context` (the long environment prompt) to stay cheap.
 LISTED_COLUMNS = ("id, tier, model, prompt_file, status, started_at, ended_at, exit_code, log_file,"
                   " response, cost_usd, num_turns, duration_ms, trigger, prompt_text, error")
@@ -319,6 +369,23 @@ def iso(moment):
 
 def parse_iso(text):
     return datetime.datetime.fromisoformat(text)  # reads the trailing Z as UTC
+
+
+def session_duration(session):
+    if session.get("duration_ms") is not None:
+        seconds = session["duration_ms"] / 1000
+    elif session.get("ended_at") and session.get("started_at"):
+        seconds = (parse_iso(session["ended_at"]) - parse_iso(session["started_at"])).total_seconds()
+    else:
+        return NOTHING
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def session_cost(session):
+    return NOTHING if session["cost_usd"] is None else f"${session['cost_usd']:.4f}"
 
 
 def row_as_dict(cursor, row):
@@ -393,6 +460,16 @@ class Store:
                         " WHERE status = 'running'", (reason, iso(utc_now())))
         self.version += 1
         return ids
+
+    def insert_notification(self, session_id, event, target, ok, detail):
+        self.db.execute("INSERT INTO notifications (session_id, event, sent_at, target, ok, detail)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (session_id, event, iso(utc_now()), target, int(ok), detail))
+        self.version += 1
+
+    def notifications(self, session_id):
+        return self.db.execute("SELECT event, sent_at, target, ok, detail FROM notifications"
+                               " WHERE session_id = ? ORDER BY id", (session_id,)).fetchall()
 
     def logs_started_before(self, cutoff):
         """Finished sessions older than `cutoff` that still have a log file."""
@@ -882,6 +959,20 @@ SECRET_ENV_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.
 ANTHROPIC_KEY = re.compile(r"sk-ant-[A-Za-z0-9_\-]{6,}")
 BEARER_TOKEN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}")
 MASK = "[redacted]"
+# The app's own secrets: never in the agent's environment, masked wherever they could show.
+APP_SECRET_SETTINGS = ("CLAUDEOPS_DASHBOARD_PASSWORD", "CLAUDEOPS_APPRISE_URLS", "CLAUDEOPS_PING_URL")
+
+
+def secret_parts(urls):
+    """The parts of notification URLs that may be credentials: whole URLs, users, passwords,
+    path segments and query values, so that none of them is ever shown or logged."""
+    parts = set(urls)
+    for url in urls:
+        split = urllib.parse.urlsplit(url)
+        parts.update(filter(None, (split.username, split.password, split.netloc)))
+        parts.update(segment for segment in split.path.split("/") if segment)
+        parts.update(value for _, value in urllib.parse.parse_qsl(split.query))
+    return {part for part in parts if len(part) >= 8}
 
 
 class Redactor:
@@ -998,9 +1089,11 @@ class Runner:
         self.store = store
         self.hub = hub
         self.environ = dict(os.environ if environ is None else environ)
-        # The agent has no use for the dashboard's password, and could print it.
-        self.environ.pop("CLAUDEOPS_DASHBOARD_PASSWORD", None)
-        self.redact = Redactor(self.environ, [config.password or ""])
+        # The agent has no use for the app's own secrets, and could print them.
+        for name in APP_SECRET_SETTINGS:
+            self.environ.pop(name, None)
+        self.redact = Redactor(self.environ, [config.password or "", config.ping_url or "",
+                                              *secret_parts(config.apprise_urls)])
         self.process = None
         self.stopping = None  # why the running process is being stopped, when it is
 
@@ -1196,6 +1289,160 @@ class Runner:
                 gevent.spawn(stop_process_group, self.process)
 
 
+# Notifications ######################################################################################
+# Telling the operator, without the dashboard, that a session failed or a service changed: one
+# Apprise message per session after its row is final, in the background; and the dead-man's ping.
+
+NOTIFY_DEADLINE_S = 15
+PING_TIMEOUT_S = 10
+NOTIFY_EXCERPT_CHARS = 600
+NOTIFY_DETAIL_CHARS = 300
+PROBLEM_STATES = ("down", "degraded")
+
+
+def service_states(cooldown_path):
+    """Each service's health as cooldown.json says now; {} when it cannot be read."""
+    services, _ = read_cooldowns(cooldown_path)
+    return {service.name: service.health for service in services}
+
+
+@dataclass(frozen=True)
+class Changes:
+    problems: tuple     # (service, health) that went down or degraded
+    recoveries: tuple   # services back to healthy from down or degraded
+
+
+def service_changes(before, after):
+    problems = tuple((name, health) for name, health in sorted(after.items())
+                     if health in PROBLEM_STATES and before.get(name) != health)
+    recoveries = tuple(name for name, health in sorted(after.items())
+                       if health == "healthy" and before.get(name) in PROBLEM_STATES)
+    return Changes(problems, recoveries)
+
+
+def notification_event(session, changes, notify_on):
+    """Which event a finished session is, of those the operator wants; None for no message."""
+    if session["status"] in ("stopped", "interrupted"):
+        return None
+    candidates = [("failure", session["status"] in ("failed", "timeout")),
+                  ("problem", bool(changes.problems)), ("recovery", bool(changes.recoveries)),
+                  ("every", True)]
+    return next((event for event, happened in candidates if happened and event in notify_on), None)
+
+
+def notification_title(session, event, changes):
+    if event == "failure":
+        return f"Session {session['id']} {STATUSES[session['status']].label}: " \
+               f"{shorten((session['error'] or '').splitlines()[0] if session['error'] else '', 80)}"
+    if event == "problem":
+        return ", ".join(f"{name} is {health}" for name, health in changes.problems)
+    if event == "recovery":
+        return ", ".join(changes.recoveries) + (" is" if len(changes.recoveries) == 1 else " are") \
+               + " healthy again"
+    return f"Session {session['id']} {STATUSES[session['status']].label}"
+
+
+def notification_body(session, changes, dashboard_url):
+    """The message in Markdown: what changed, the start of the answer, tier, cost, and a link."""
+    lines = [f"- **{name}**: {health}" for name, health in changes.problems]
+    lines += [f"- **{name}**: healthy again" for name in changes.recoveries]
+    if session["error"]:
+        lines.append(f"\n**Why:** {shorten(session['error'], NOTIFY_EXCERPT_CHARS)}")
+    if session["response"]:
+        lines.append("\n" + shorten(session["response"], NOTIFY_EXCERPT_CHARS))
+    lines.append(f"\n{session['trigger']} session · tier {session['tier']} · {session['model']}"
+                 f" · {session_duration(session)} · {session_cost(session)}")
+    if dashboard_url:
+        lines.append(f"\n[Open session {session['id']}]({dashboard_url}/sessions/{session['id']})")
+    return "\n".join(lines).strip()
+
+
+def apprise_targets(urls):
+    """(kind, Apprise holding that one URL, or None when Apprise does not know it) per URL; the
+    kind ("ntfy", "Telegram") is all that a page or a log may say of a URL."""
+    import apprise  # only an app that notifies pays for it
+    targets = []
+    for url in urls:
+        target = apprise.Apprise()
+        targets.append((target[0].service_name, target) if target.add(url)
+                       else ("unrecognised URL", None))
+    return targets
+
+
+class Notifier:
+    """Sends each finished session's message to every Apprise URL, one greenlet per target with a
+    deadline, and records each attempt. Apprise is imported only when URLs are set."""
+
+    def __init__(self, config, store, redact):
+        self.config, self.store, self.redact = config, store, redact
+        self.cooldown_path = os.path.join(config.state_dir, "cooldown.json")
+        self.targets = apprise_targets(config.apprise_urls) if config.apprise_urls else []
+        self.last_ping = None
+
+    def before_session(self, trigger):
+        if trigger == "scheduled":
+            self.ping("/start")
+        return service_states(self.cooldown_path)
+
+    def after_session(self, session_id, states_before):
+        session = self.store.session(session_id)
+        if session is None:
+            return
+        if session["trigger"] == "scheduled":
+            self.ping("" if session["status"] == "completed" else "/fail")
+        changes = service_changes(states_before, service_states(self.cooldown_path))
+        event = notification_event(session, changes, self.config.notify_on)
+        if event and self.config.apprise_urls:
+            title = notification_title(session, event, changes)
+            body = notification_body(session, changes, self.config.dashboard_url)
+            gevent.spawn(self.deliver, session_id, event, title, body)
+
+    def deliver(self, session_id, event, title, body):
+        """Every target at once, each with a deadline; returns (kind, ok, detail) per target."""
+        jobs = [gevent.spawn(self.send, target, title, body) for _, target in self.targets]
+        gevent.joinall(jobs)
+        outcomes = [(kind, *job.value) for (kind, _), job in zip(self.targets, jobs)]
+        for kind, ok, detail in outcomes:
+            self.store.insert_notification(session_id, event, kind, ok, detail)
+            if not ok:
+                log.warning("notification to %s failed: %s", kind, detail)
+        return outcomes
+
+    def send(self, target, title, body):
+        if target is None:
+            return False, "Apprise does not recognise this URL"
+        import apprise
+        try:
+            with gevent.Timeout(NOTIFY_DEADLINE_S):
+                result = target.notify(body=body, title=title,
+                                       body_format=apprise.NotifyFormat.MARKDOWN)
+        except gevent.Timeout:
+            return False, f"no answer within {NOTIFY_DEADLINE_S} s"
+        except Exception as exc:  # a target's own fault must not end the greenlet unrecorded
+            return False, self.redact(shorten(f"{type(exc).__name__}: {exc}", NOTIFY_DETAIL_CHARS))
+        if result:
+            return True, "delivered"
+        reasons = [entry.message for service in result.results for entry in service.logs()
+                   if entry.level in ("WARNING", "ERROR")]
+        return False, self.redact(shorten("; ".join(reasons) or "not delivered", NOTIFY_DETAIL_CHARS))
+
+    def ping(self, suffix):
+        """Dead-man's switch: GET <url><suffix> in the background, after the previous ping."""
+        if self.config.ping_url:
+            self.last_ping = gevent.spawn(self.send_ping, self.config.ping_url + suffix,
+                                          self.last_ping)
+
+    @staticmethod
+    def send_ping(url, previous):
+        if previous is not None:
+            previous.join(PING_TIMEOUT_S)
+        try:
+            with urllib.request.urlopen(url, timeout=PING_TIMEOUT_S) as answer:
+                answer.read(1024)
+        except (OSError, ValueError) as exc:
+            log.warning("the ping URL did not answer: %s", type(exc).__name__)
+
+
 # Scheduler ##########################################################################################
 # The one greenlet that starts sessions, one at a time: scheduled ones on the interval, ad-hoc ones
 # the moment trigger_adhoc() hands it a prompt through a queue of one.
@@ -1213,9 +1460,10 @@ class TriggerRefused(Exception):
 
 
 class Scheduler:
-    def __init__(self, config, runner):
+    def __init__(self, config, runner, notifier):
         self.config = config
         self.runner = runner
+        self.notifier = notifier
         self.triggers = gevent.queue.Queue(maxsize=1)
         self.greenlet = None
         self.running_session_id = None
@@ -1289,7 +1537,9 @@ class Scheduler:
                 prompt, started = None, None
             self.busy, self.running_trigger = True, "scheduled" if prompt is None else "manual"
             try:
-                self.runner.run_once(prompt, on_started=self.session_started(started))
+                states_before = self.notifier.before_session(self.running_trigger)
+                session_id = self.runner.run_once(prompt, on_started=self.session_started(started))
+                self.notifier.after_session(session_id, states_before)
             except Exception:
                 log.exception("a session failed to run; the scheduler goes on")
             finally:
@@ -1320,6 +1570,8 @@ SSE_HEARTBEAT_S = 15
 SSE_CHUNK_BYTES = 64 * 1024
 SETUP_CHECK_S = 10
 SUMMARY_CHARS = 300
+CLI_VERSION_TIMEOUT_S = 10
+CLI_VERSION_CHECK_S = 300
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".svg": "image/svg+xml"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -1334,7 +1586,6 @@ SECURITY_HEADERS = {
 HTTP_REASONS = {400: "Bad request", 401: "Sign-in required", 403: "Forbidden", 404: "Not found",
                 405: "Method not allowed", 409: "Busy", 411: "Length required", 413: "Too large",
                 415: "Unsupported type", 500: "Something went wrong", 503: "Unavailable"}
-NOTHING = "—"
 
 
 def local_time(text):
@@ -1343,19 +1594,6 @@ def local_time(text):
         return NOTHING
     label = html.escape(text.replace("T", " ").replace("Z", " UTC"))
     return f'<time datetime="{html.escape(text)}">{label}</time>'
-
-
-def session_duration(session):
-    if session.get("duration_ms") is not None:
-        seconds = session["duration_ms"] / 1000
-    elif session.get("ended_at") and session.get("started_at"):
-        seconds = (parse_iso(session["ended_at"]) - parse_iso(session["started_at"])).total_seconds()
-    else:
-        return NOTHING
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def spoken_seconds(seconds):
@@ -1384,9 +1622,7 @@ class SessionView:
     exit_code = property(lambda self: NOTHING if self.row["exit_code"] is None
                          else self.row["exit_code"])
 
-    @property
-    def cost(self):
-        return NOTHING if self.row["cost_usd"] is None else f"${self.row['cost_usd']:.4f}"
+    cost = property(lambda self: session_cost(self.row))
 
     @property
     def operator_prompt(self):
@@ -1574,6 +1810,33 @@ def live_messages(subscriber, after):
             return
 
 
+def cli_version(claude_bin, environ):
+    """What `claude --version` says, or why it says nothing."""
+    executable = shutil.which(claude_bin, path=environ.get("PATH"))
+    if executable is None:
+        return f"{claude_bin} not found on PATH"
+    try:
+        done = gevent.subprocess.run([executable, "--version"], capture_output=True, env=environ,
+                                     timeout=CLI_VERSION_TIMEOUT_S, stdin=gevent.subprocess.DEVNULL)
+    except (OSError, gevent.subprocess.TimeoutExpired) as exc:
+        return f"cannot run {executable}: {type(exc).__name__}"
+    return shorten(done.stdout.decode("utf-8", "replace") or f"exit code {done.returncode}", 200)
+
+
+def setting_text(setting, value):
+    """A setting's effective value as the settings page shows it; secrets only as set or unset."""
+    if setting.env in APP_SECRET_SETTINGS:
+        return "unset" if not value else (plural(len(value), "URL") if isinstance(value, tuple)
+                                          else "set") + " (hidden)"
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ", ".join(value) or "none"
+    return str(value)
+
+
 def json_body():
     """The request's JSON body; 415 for another type, 400 for what does not parse."""
     if bottle.request.content_type.split(";")[0].strip().lower() != "application/json":
@@ -1591,9 +1854,11 @@ def is_htmx():
 class Web:
     """The handlers, with what they need from the sections above."""
 
-    def __init__(self, config, store, hub, scheduler, templates, environ):
+    def __init__(self, config, store, hub, scheduler, notifier, templates, environ):
         self.config, self.store, self.hub = config, store, hub
-        self.scheduler, self.templates = scheduler, templates
+        self.scheduler, self.notifier, self.templates = scheduler, notifier, templates
+        self.cli_version = Refreshed(CLI_VERSION_CHECK_S, lambda: cli_version(config.claude_bin,
+                                                                               environ))
         self.allowed_hosts = own_host_names() | set(config.allowed_hosts)
         self.cooldowns = CooldownFile(os.path.join(config.state_dir, "cooldown.json"))
         self.warnings = Refreshed(SETUP_CHECK_S, lambda: setup_warnings(config, environ))
@@ -1672,11 +1937,13 @@ class Web:
         path = self.log_path(session)
         lines, skipped, upto = last_lines(self.templates, path) if path else ([], 0, 0)
         return self.page("session", f"Session {session['id']}", session=SessionView(session),
+                         notifications=self.store.notifications(session["id"]),
                          lines=lines, skipped=skipped, after=upto, live=session["id"] in self.hub.live)
 
     def session_summary(self, session_id):
-        return self.templates.render("session_summary",
-                                     session=SessionView(self.load_session(session_id)))
+        session = self.load_session(session_id)
+        return self.templates.render("session_summary", session=SessionView(session),
+                                     notifications=self.store.notifications(session["id"]))
 
     def session_stream(self, session_id):
         session = self.load_session(session_id)
@@ -1697,6 +1964,13 @@ class Web:
     def cooldowns_page(self):
         services, problem = self.cooldowns.read()
         return self.page("cooldowns", "Cooldowns", services=services, cooldown_problem=problem)
+
+    def settings_page(self):
+        values = [(setting.env, setting_text(setting, getattr(self.config, setting.field)))
+                  for setting in SETTINGS]
+        return self.page("settings", "Settings", values=values, cli_version=self.cli_version(),
+                         targets=[kind for kind, _ in self.notifier.targets],
+                         dashboard_url=self.config.dashboard_url)
 
     def static(self, path):
         found = self.static_files.get(path)
@@ -1734,6 +2008,13 @@ class Web:
             bottle.response.set_header("HX-Redirect", f"/sessions/{session_id}")
         return self.templates.render("trigger_result", ok=True, session_id=session_id,
                                      message="Session triggered. Redirecting...")
+
+    def test_notification(self):
+        if not self.notifier.targets:
+            refuse(400, "No notification targets: set CLAUDEOPS_APPRISE_URLS.")
+        outcomes = self.notifier.deliver(None, "test", "claude-ops test notification",
+                                         "If you can read this, claude-ops can reach you here.")
+        return self.templates.render("notification_outcomes", outcomes=outcomes)
 
     # JSON API -------------------------------------------------------------------------------------
 
@@ -1781,6 +2062,8 @@ ROUTES = (  # method, path, Web handler
     ("GET", "/sessions/<session_id>/stream", "session_stream"),
     ("GET", "/sessions/<session_id>/log", "session_log"),
     ("GET", "/cooldowns", "cooldowns_page"),
+    ("GET", "/settings", "settings_page"),
+    ("POST", "/settings/test-notification", "test_notification"),
     ("GET", "/static/<path:path>", "static"),
     ("GET", "/api/v1/health", "api_health"),
     ("GET", "/api/v1/sessions", "api_sessions"),
@@ -1828,8 +2111,10 @@ class ClaudeOps:
                                    interval=spoken_seconds(config.interval_s))
         self.hub = Hub(self.templates)
         self.runner = Runner(config, self.store, self.hub, environ)
-        self.scheduler = Scheduler(config, self.runner)
-        web = Web(config, self.store, self.hub, self.scheduler, self.templates, self.runner.environ)
+        self.notifier = Notifier(config, self.store, self.runner.redact)
+        self.scheduler = Scheduler(config, self.runner, self.notifier)
+        web = Web(config, self.store, self.hub, self.scheduler, self.notifier, self.templates,
+                  self.runner.environ)
         self.web = with_security_headers(build_web(web))
         self.server = self.retention = None
 

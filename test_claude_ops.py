@@ -353,7 +353,7 @@ def test_a_version_2_database_upgrades_in_place(tmp_path):
     assert session["trigger"] == "scheduled" and session["prompt_text"] is None
     assert session["error"] is None and session["response"] == "fine" and session["cost_usd"] == 0.5
     assert store.db.execute("PRAGMA user_version").fetchone()["user_version"] == len(
-        claude_ops.MIGRATIONS) == 4
+        claude_ops.MIGRATIONS)
     assert store.db.execute("PRAGMA journal_mode").fetchone()["journal_mode"] == "wal"
     indexes = [row["name"] for row in store.db.execute("PRAGMA index_list(sessions)")]
     assert "sessions_started_at" in indexes
@@ -363,12 +363,13 @@ def test_a_version_2_database_upgrades_in_place(tmp_path):
 def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
     path = str(tmp_path / "claudeops.db")
     claude_ops.Store(path).close()
+    versions = len(claude_ops.MIGRATIONS)
     monkeypatch.setattr(claude_ops, "MIGRATIONS", claude_ops.MIGRATIONS + [
         "ALTER TABLE sessions ADD COLUMN extra TEXT; THIS IS NOT SQL;"])
     with pytest.raises(sqlite3.Error):
         claude_ops.Store(path)
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert check.execute("PRAGMA user_version").fetchone()[0] == versions
     assert "extra" not in [row[1] for row in check.execute("PRAGMA table_info(sessions)")]
     check.close()
 
@@ -666,7 +667,7 @@ def test_odd_but_valid_json_lines_are_shown_as_text_and_the_session_goes_on(make
     app.scheduler.trigger_adhoc("x")
     wait_for(lambda: fake.runs())
     client = SSEClient(app.port, "/sessions/1/stream")
-    wait_for(lambda: app.hub.subscriber_count() == 1)
+    wait_for(lambda: sum(len(t.subscribers) for t in app.hub.live.values()) == 1)
     open(gate, "w").close()
     assert client.read_until_done() == {"event": "done", "data": "completed"}
     client.close()
@@ -775,7 +776,7 @@ def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
         name = f"session-{session_id}.jsonl"
         (tmp_path / "results" / name).write_text('{"t": "", "stream": "app", "line": "hello"}\n')
         app.store.update_session(session_id, log_file=name, status="completed")
-    app.runner.delete_old_logs()
+    app.delete_old_logs()
     assert not (tmp_path / "results" / f"session-{old_id}.jsonl").exists()
     assert (tmp_path / "results" / f"session-{new_id}.jsonl").exists()
     assert app.store.session(old_id)["log_file"] is None
@@ -963,7 +964,7 @@ def test_every_client_gets_every_line_once_in_order_then_done(make_app, fake):
     clients = [SSEClient(app.port, "/sessions/1/stream") for _ in range(20)]
     assert all(client.response.status == 200 for client in clients)
     assert clients[0].response.getheader("Content-Type").startswith("text/event-stream")
-    wait_for(lambda: app.hub.subscriber_count() == 20, message="20 subscribers")
+    wait_for(lambda: sum(len(t.subscribers) for t in app.hub.live.values()) == 20, message="20 subscribers")
     open(gate, "w").close()
     finals = gevent.joinall([gevent.spawn(client.read_until_done) for client in clients], timeout=60)
     assert [greenlet.value for greenlet in finals] == [{"event": "done", "data": "completed"}] * 20
@@ -973,7 +974,7 @@ def test_every_client_gets_every_line_once_in_order_then_done(make_app, fake):
         assert ids == sorted(set(ids)) and ids[0] == 1
         assert numbered_lines(client.messages()) == list(range(500))
         client.close()
-    assert app.hub.subscriber_count() == 0
+    assert sum(len(t.subscribers) for t in app.hub.live.values()) == 0
 
 
 def test_a_reconnect_resumes_without_duplicates(make_app, fake):
@@ -1055,7 +1056,7 @@ def test_a_client_that_never_reads_is_dropped_while_the_others_finish(make_app, 
     stalled = socket.create_connection(("127.0.0.1", app.port))
     stalled.sendall(b"GET /sessions/1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
     readers = [SSEClient(app.port, "/sessions/1/stream") for _ in range(3)]
-    wait_for(lambda: app.hub.subscriber_count() == 4, message="4 subscribers")
+    wait_for(lambda: sum(len(t.subscribers) for t in app.hub.live.values()) == 4, message="4 subscribers")
     open(gate, "w").close()
     done = gevent.joinall([gevent.spawn(reader.read_until_done) for reader in readers], timeout=120)
     assert [greenlet.value for greenlet in done] == [{"event": "done", "data": "completed"}] * 3
@@ -1072,7 +1073,7 @@ def test_a_client_that_never_reads_is_dropped_while_the_others_finish(make_app, 
         received += chunk
     stalled.close()
     assert b"event: done" not in received and b"line 39999<" not in received
-    assert app.hub.subscriber_count() == 0
+    assert sum(len(t.subscribers) for t in app.hub.live.values()) == 0
 
 
 def test_a_client_that_leaves_frees_its_subscription(make_app, fake, monkeypatch):
@@ -1085,11 +1086,11 @@ def test_a_client_that_leaves_frees_its_subscription(make_app, fake, monkeypatch
     wait_for(lambda: fake.runs())
     client = SSEClient(app.port, "/sessions/1/stream")
     client.read_event()
-    assert app.hub.subscriber_count() == 1
+    assert sum(len(t.subscribers) for t in app.hub.live.values()) == 1
     client.response.close()
     client.close()
     open(gate, "w").close()
-    wait_for(lambda: app.hub.subscriber_count() == 0, message="the subscription to be freed")
+    wait_for(lambda: sum(len(t.subscribers) for t in app.hub.live.values()) == 0, message="the subscription to be freed")
     open(fake.gate("end"), "w").close()
     wait_for(lambda: finished(app, 1))
 
@@ -1142,9 +1143,9 @@ def test_the_dashboard_shows_services_the_form_the_latest_session_and_the_next_r
     page = client.get("/")
     tiles = page.html.select(".service-tile")
     assert [tile.h3.text for tile in tiles] == ["jellyfin", "pihole"]
-    assert "status-down" in tiles[0]["class"]
+    assert "health-down" in tiles[0]["class"]
     assert [dd.text for dd in tiles[0].select("dd")][:2] == ["2 / 2", "0 / 1"]
-    assert "limit" in tiles[0].select("dd")[0]["class"]
+    assert "limit" in tiles[0].select("dd")[0].span["class"]
 
     form = page.html.select_one("form.trigger-form")
     assert (form["hx-post"], form["hx-target"], form["hx-swap"], form["hx-disabled-elt"]) == (
@@ -1777,3 +1778,228 @@ def test_the_default_block_list_stops_a_restart_in_the_real_cli(run_real):
     entries = transcript_entries(app)
     assert ("Bash", "systemctl restart jellyfin") in entries
     assert any(label == "result" and "1 tool call denied" in text for label, text in entries)
+
+
+# Notifications #####################################################################################
+# Real Apprise delivering to receivers on loopback: one that answers, one that answers 500, one that
+# refuses connections and one that never answers.
+
+class Receiver:
+    """A loopback HTTP endpoint that records every request; paths ending in /fail answer 500."""
+
+    def __init__(self):
+        self.requests = []
+        self.server = gevent.pywsgi.WSGIServer(("127.0.0.1", 0), self.answer, log=None)
+        self.server.start()
+        self.port = self.server.address[1]
+
+    def answer(self, environ, start_response):
+        body = environ["wsgi.input"].read()
+        self.requests.append({"path": environ["PATH_INFO"], "body": body,
+                              "type": environ.get("CONTENT_TYPE", "")})
+        status = "500 Internal Server Error" if environ["PATH_INFO"].endswith("/fail") else "200 OK"
+        start_response(status, [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    def url(self, path="/hook"):
+        return f"json://127.0.0.1:{self.port}{path}"
+
+    def messages(self):
+        return [json.loads(request["body"]) for request in self.requests]
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.server.stop()
+
+
+def failing_plan():
+    return [{"print": INIT}, {"print": result("The API is down.", is_error=True)}, {"exit": 1}]
+
+
+def notifications(app, session_id):
+    return app.store.notifications(session_id)
+
+
+def test_a_failing_session_notifies_once_with_its_title_and_a_link(make_app, fake, receiver):
+    fake.plan(failing_plan())
+    app = make_app(apprise_urls=(receiver.url(),), dashboard_url="http://pi.local:8080")
+    app.scheduler.trigger_adhoc("Is Jellyfin up?")
+    wait_for(lambda: notifications(app, 1), message="the notification to be recorded")
+    [message] = receiver.messages()
+    assert message["title"].startswith("Session 1 failed: exit code 1")
+    assert "The API is down." in message["message"]
+    assert "[Open session 1](http://pi.local:8080/sessions/1)" in message["message"]
+    assert "tier 1" in message["message"] and "$0.0187" in message["message"]
+    [sent] = notifications(app, 1)
+    assert (sent["event"], sent["target"], sent["ok"], sent["detail"]) == (
+        "failure", "JSON", 1, "delivered")
+    page = browser_client(app).get("/sessions/1")
+    assert "failure → JSON: delivered" in page.html.select_one(".notifications").text
+
+
+def held_for_cooldown(app, fake, services, session_id):
+    """Run one session during which the agent leaves cooldown.json as `services`."""
+    gate = fake.gate(f"gate-{session_id}")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app.scheduler.trigger_adhoc("check")
+    wait_for(lambda: len(fake.runs()) == session_id, message=f"session {session_id} to start")
+    write_cooldown(app, services)
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, session_id), message=f"session {session_id} to end")
+
+
+def test_a_service_going_down_and_coming_back_notifies_problem_then_recovery(make_app, fake, receiver):
+    app = make_app(apprise_urls=(receiver.url(),))
+    write_cooldown(app, {"prowlarr": {"status": "healthy"}, "sonarr": {"status": "healthy"}})
+    held_for_cooldown(app, fake, {"prowlarr": {"status": "down"}, "sonarr": {"status": "healthy"}}, 1)
+    wait_for(lambda: notifications(app, 1), message="the problem notification")
+    held_for_cooldown(app, fake, {"prowlarr": {"status": "healthy"}, "sonarr": {"status": "healthy"}}, 2)
+    wait_for(lambda: notifications(app, 2), message="the recovery notification")
+    # Nothing changed in session 3: no message. Session 4 fails, and its message comes next.
+    held_for_cooldown(app, fake, {"prowlarr": {"status": "healthy"}, "sonarr": {"status": "healthy"}}, 3)
+    fake.plan(failing_plan())
+    app.scheduler.trigger_adhoc("check again")
+    wait_for(lambda: notifications(app, 4), message="the failure notification")
+    assert [message["title"] for message in receiver.messages()] == [
+        "prowlarr is down", "prowlarr is healthy again", "Session 4 failed: exit code 1: The API is down."]
+    assert notifications(app, 3) == []
+    assert [notifications(app, n)[0]["event"] for n in (1, 2, 4)] == ["problem", "recovery", "failure"]
+
+
+def test_every_adds_completed_sessions_and_the_events_can_be_chosen(make_app, fake, receiver):
+    app = make_app(apprise_urls=(receiver.url(),), notify_on=("every",))
+    app.scheduler.trigger_adhoc("check")
+    wait_for(lambda: notifications(app, 1), message="the notification")
+    assert receiver.messages()[0]["title"] == "Session 1 completed"
+    config = claude_ops.load_config([], {"CLAUDEOPS_NOTIFY_ON": "failure, recovery"})
+    assert config.notify_on == ("failure", "recovery")
+    with pytest.raises(claude_ops.ConfigError, match="CLAUDEOPS_NOTIFY_ON .*sometimes"):
+        claude_ops.load_config([], {"CLAUDEOPS_NOTIFY_ON": "failure,sometimes"})
+
+
+@pytest.mark.parametrize("status", ["stopped", "interrupted"])
+def test_stopped_and_interrupted_sessions_never_notify(status):
+    changes = claude_ops.Changes(problems=(("prowlarr", "down"),), recoveries=("sonarr",))
+    session = {"status": status}
+    assert claude_ops.notification_event(session, changes, claude_ops.NOTIFY_EVENTS) is None
+    assert claude_ops.notification_event({"status": "failed"}, changes, ("problem",)) == "problem"
+
+
+def test_an_interrupted_session_sends_nothing(make_app, fake, receiver):
+    fake.plan([{"print": INIT}, {"hang": True}])
+    app = make_app(apprise_urls=(receiver.url(),), notify_on=claude_ops.NOTIFY_EVENTS)
+    app.scheduler.trigger_adhoc("slow").get(timeout=10)
+    wait_for(lambda: fake.runs(), message="the CLI to start")
+    app.scheduler.stop()
+    assert app.store.session(1)["status"] == "interrupted"
+    assert not app.scheduler.greenlet  # its loop has returned: nothing more can be sent
+    gevent.sleep(0)
+    assert receiver.requests == [] and notifications(app, 1) == []
+
+
+def silent_listener():
+    """A port that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return listener
+
+
+def test_dead_slow_and_failing_targets_never_hold_up_sessions_or_pages(make_app, fake, receiver):
+    silent = silent_listener()
+    urls = (f"json://127.0.0.1:{free_port()}/refused", receiver.url("/fail"),
+            f"json://127.0.0.1:{silent.getsockname()[1]}/silent")
+    fake.plan(failing_plan())
+    app = make_app(apprise_urls=urls)
+    client = browser_client(app)
+    app.scheduler.trigger_adhoc("first")
+    wait_for(lambda: finished(app, 1), message="session 1 to end")
+    # The notifications of session 1 are still waiting on the silent target: the next session
+    # starts at once, and the pages answer.
+    wait_for(lambda: not app.scheduler.busy, message="the scheduler to be free")
+    assert len(notifications(app, 1)) < 3
+    second = app.scheduler.trigger_adhoc("second").get(timeout=5)
+    assert second == 2
+    assert client.get("/").status_int == 200
+    wait_for(lambda: finished(app, 2), message="session 2 to end")
+    wait_for(lambda: len(notifications(app, 1)) == 3 and len(notifications(app, 2)) == 3,
+             timeout=30, message="every attempt to be recorded")
+    details = {sent["detail"] for sent in notifications(app, 1)}
+    assert all(sent["ok"] == 0 for sent in notifications(app, 1))
+    assert any("error=500" in detail for detail in details)
+    assert any("Connection error" in detail for detail in details)
+    page = client.get("/sessions/1").html.select_one(".notifications").text
+    assert page.count("failure → JSON") == 3
+    silent.close()
+
+
+def test_the_ping_url_follows_scheduled_sessions_only(make_app, fake, receiver, tmp_path):
+    ping = f"http://127.0.0.1:{receiver.port}/ping/abc123"
+    manual_only = make_app(ping_url=ping, state_dir=str(tmp_path / "one"))
+    manual_only.scheduler.trigger_adhoc("manual")
+    wait_for(lambda: finished(manual_only, 1), message="the manual session")
+    manual_only.stop()
+    scheduled = make_app(ping_url=ping, run_on_start=True, state_dir=str(tmp_path / "two"))
+    wait_for(lambda: len(receiver.requests) == 2, message="two pings")
+    scheduled.stop()
+    fake.plan(failing_plan())
+    failing = make_app(ping_url=ping, run_on_start=True, state_dir=str(tmp_path / "three"))
+    wait_for(lambda: len(receiver.requests) == 4, message="four pings")
+    failing.stop()
+    assert [request["path"] for request in receiver.requests] == [
+        "/ping/abc123/start", "/ping/abc123", "/ping/abc123/start", "/ping/abc123/fail"]
+
+
+SECRET_URL_TOKEN = "s3cretT0kenValue42"
+
+
+def test_a_notification_url_never_shows_in_pages_api_logs_or_the_agents_environment(
+        make_app, fake, receiver):
+    url = f"json://hook:{SECRET_URL_TOKEN}@127.0.0.1:{receiver.port}/fail-{SECRET_URL_TOKEN}"
+    fake.plan([{"print": INIT}, {"print": assistant_text(f"I found {url} in the environment")},
+               {"print": result(f"Done; the URL was {url}", is_error=True)}, {"exit": 1}])
+    environ = fake.environ(CLAUDEOPS_APPRISE_URLS=url)
+    app = make_app(apprise_urls=(url,), environ=environ)
+    app.scheduler.trigger_adhoc("check")
+    wait_for(lambda: notifications(app, 1), message="the notification attempt")
+    client = browser_client(app)
+    shown = [client.get(path).text for path in ("/", "/sessions", "/sessions/1", "/settings",
+                                                "/sessions/1/log", "/api/v1/sessions/1")]
+    shown.append(json.dumps([dict(row) for row in notifications(app, 1)]))
+    assert not [text for text in shown if SECRET_URL_TOKEN in text]
+    assert "CLAUDEOPS_APPRISE_URLS" not in fake.runs()[0]["environ"]
+
+
+def test_the_settings_page_lists_targets_by_kind_and_sends_a_test(make_app, receiver):
+    app = make_app(apprise_urls=(receiver.url(), f"ntfy://127.0.0.1:{receiver.port}/alerts"),
+                   password="correct horse battery")
+    client = browser_client(app)
+    client.authorization = ("Basic", ("admin", "correct horse battery"))
+    page = client.get("/settings")
+    assert "Targets: JSON, ntfy." in page.text
+    assert "CLAUDEOPS_DASHBOARD_URL is unset" in page.text
+    values = {row.select("td")[0].text: row.select("td")[1].text
+              for row in page.html.select(".settings-table tbody tr")}
+    assert values["CLAUDEOPS_APPRISE_URLS"] == "2 URLs (hidden)"
+    assert values["CLAUDEOPS_DASHBOARD_PASSWORD"] == "set (hidden)"
+    assert values["CLAUDEOPS_INTERVAL"] == "3600"
+    assert "correct horse" not in page.text and str(receiver.port) not in page.text
+    outcome = client.post("/settings/test-notification", headers={"HX-Request": "true"})
+    assert [item.text for item in outcome.html.select("li")] == ["JSON: delivered", "ntfy: delivered"]
+    assert [request["path"] for request in receiver.requests] == ["/hook", "/"]
+    assert receiver.messages()[0]["title"] == "claude-ops test notification"
+
+
+def test_without_targets_the_test_button_is_refused_and_apprise_is_not_loaded(make_app):
+    app = make_app()
+    client = browser_client(app)
+    assert "No targets" in client.get("/settings").text
+    refused = client.post("/settings/test-notification", headers={"HX-Request": "true"}, status=400)
+    assert "CLAUDEOPS_APPRISE_URLS" in refused.text
+    probe = subprocess.run([sys.executable, "-c", "import sys, claude_ops; "
+                            "print('apprise' in sys.modules)"], cwd=HERE, capture_output=True,
+                           text=True, timeout=60)
+    assert probe.stdout.strip() == "False", probe.stderr

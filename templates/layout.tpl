@@ -19,6 +19,7 @@
     <a href="/">Dashboard</a>
     <a href="/sessions">Sessions</a>
     <a href="/cooldowns">Cooldowns</a>
+    <a href="/settings">Settings</a>
   </nav>
   % if running_session_id:
   <a class="running-pill" href="/sessions/{{running_session_id}}"><span class="pulse"></span>Session {{running_session_id}} running</a>

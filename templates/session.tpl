@@ -1,4 +1,4 @@
-{{!partial('session_summary', session=session)}}
+{{!partial('session_summary', session=session, notifications=notifications)}}
 <section class="card">
   <div class="card-head"><h2>Transcript</h2>
   % if session.has_log:

@@ -19,6 +19,14 @@
   % if session.error:
   <div class="error-block"><strong>{{session.why}}:</strong><pre>{{session.error}}</pre></div>
   % end
+  % if notifications:
+  <h2>Notified</h2>
+  <ul class="notifications">
+    % for sent in notifications:
+    <li class="{{'trigger-success' if sent['ok'] else 'trigger-error'}}">{{sent['event']}} → {{sent['target']}}: {{sent['detail']}} · {{!local_time(sent['sent_at'])}}</li>
+    % end
+  </ul>
+  % end
 </section>
 % if session.operator_prompt:
 <section class="card prompt-block">
