@@ -1,4 +1,15 @@
 {{!partial('session_summary', session=session, notifications=notifications)}}
+% if alerts:
+<section class="card alerts-block">
+  <h2>Alerts it looked into</h2>
+  % for alert in alerts:
+  <details>
+    <summary><strong>{{alert['monitor']}}</strong> · {{alert['source']}} · {{alert['message']}} · {{plural(alert['times'], 'time')}} since {{!local_time(alert['received_at'])}}</summary>
+    <pre>{{alert['payload']}}</pre>
+  </details>
+  % end
+</section>
+% end
 <section class="card">
   <div class="card-head"><h2>Transcript</h2>
   % if session.has_log:

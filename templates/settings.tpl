@@ -35,3 +35,27 @@
     </tbody>
   </table></div>
 </section>
+
+<section class="card">
+  <h2>Alerts in</h2>
+  % if not webhook_on:
+  <p class="notice">The webhook is off: set CLAUDEOPS_API_TOKEN to a long random string (for example the output of <code>openssl rand -hex 32</code>) and restart.</p>
+  % end
+  <p>Monitors call <code>{{webhook_url}}</code> with the header <code>Authorization: Bearer &lt;CLAUDEOPS_API_TOKEN&gt;</code>. A down or firing alert starts a session at tier {{alert_tier}} as soon as no other session runs; up and resolved events cancel a waiting alert.</p>
+  <h3>Uptime Kuma</h3>
+  <p class="hint">Settings → Notifications → Setup Notification: type Webhook, Post URL above, Request Body "Preset - application/json", Additional Headers:</p>
+  <pre class="setup">{"Authorization": "Bearer &lt;CLAUDEOPS_API_TOKEN&gt;"}</pre>
+  <h3>Alertmanager</h3>
+  <pre class="setup">receivers:
+  - name: claude-ops
+    webhook_configs:
+      - url: {{webhook_url}}
+        http_config:
+          authorization:
+            credentials: &lt;CLAUDEOPS_API_TOKEN&gt;</pre>
+  <h3>Anything else (curl)</h3>
+  <pre class="setup">curl -X POST {{webhook_url}} \
+  -H "Authorization: Bearer $CLAUDEOPS_API_TOKEN" \
+  -H "Content-Type: application/json" \
+  -d '{"title": "jellyfin", "message": "Jellyfin answers 502"}'</pre>
+</section>
