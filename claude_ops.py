@@ -14,6 +14,7 @@ import datetime
 import errno
 import hmac
 import html
+import importlib.metadata
 import ipaddress
 import json
 import logging
@@ -27,6 +28,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import zipfile
 import zlib
 from collections import deque
 from dataclasses import dataclass, make_dataclass
@@ -234,6 +236,8 @@ def argument_parser():
         prog="claude_ops.py",
         description="Runs Claude Code sessions against a homelab on a schedule and on demand, "
         "and serves a live dashboard. Every flag has an environment variable; the flag wins.",
+        epilog="`claude_ops.py bundle [FILE]` instead writes the one-file bundle (default "
+        "claude-ops.pyz): the module, templates, static files and the pure-Python dependencies.",
     )
     for setting in SETTINGS:
         default = "unset" if setting.default is None else (setting.default or "none")
@@ -1439,7 +1443,11 @@ def notification_body(session, changes, dashboard_url):
 def apprise_targets(urls):
     """(kind, Apprise holding that one URL, or None when Apprise does not know it) per URL; the
     kind ("ntfy", "Telegram") is all that a page or a log may say of a URL."""
-    import apprise  # only an app that notifies pays for it
+    try:
+        import apprise  # only an app that notifies pays for it
+    except ImportError:
+        raise ConfigError("CLAUDEOPS_APPRISE_URLS is set, but Apprise is not installed: pip install"
+                          " apprise (Debian and Raspberry Pi OS: apt install apprise)") from None
     targets = []
     for url in urls:
         target = apprise.Apprise()
@@ -1501,8 +1509,9 @@ class Notifier:
             return False, self.redact(shorten(f"{type(exc).__name__}: {exc}", NOTIFY_DETAIL_CHARS))
         if result:
             return True, "delivered"
-        reasons = [entry.message for service in result.results for entry in service.logs()
-                   if entry.level in ("WARNING", "ERROR")]
+        # Apprise 2 says why per target; Debian's Apprise 1 answers only False.
+        reasons = [entry.message for service in getattr(result, "results", ())
+                   for entry in service.logs() if entry.level in ("WARNING", "ERROR")]
         return False, self.redact(shorten("; ".join(reasons) or "not delivered", NOTIFY_DETAIL_CHARS))
 
     def ping(self, suffix):
@@ -2462,11 +2471,130 @@ def is_loopback(host):
         return False
 
 
+# The one-file bundle holds what the app imports beside the standard library and gevent (with its
+# compiled greenlet and zope.*, which come from the system's packages or a venv where it runs).
+BUNDLED_DISTRIBUTIONS = ("bottle",)
+BUNDLE_FILE = "claude-ops.pyz"
+BUNDLE_FOLDERS = ("templates", "static")
+COMPILED_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
+BUNDLE_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # fixed, so that the same sources make the same file
+
+
+class BundleError(Exception):
+    """What keeps `bundle` from writing the file, said in one line."""
+
+
+def requirement_names(distribution):
+    """(name, conditional) of what a distribution requires outside its extras. `conditional`: a
+    marker limits it to some Pythons or platforms, so a missing one is not needed here."""
+    for text in distribution.requires or ():
+        spec, _, marker = text.partition(";")
+        if "extra" not in marker:
+            yield re.match(r"[A-Za-z0-9._-]+", spec.strip()).group(), bool(marker.strip())
+
+
+def bundled_distributions(names=BUNDLED_DISTRIBUTIONS):
+    """The distributions the app needs and, recursively, what they require, as installed in the
+    Python that runs `bundle`."""
+    found, pending = {}, [(name, False) for name in names]
+    while pending:
+        name, conditional = pending.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in found:
+            continue
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            if conditional:
+                continue
+            raise BundleError(f"{name} is not installed in {sys.executable}: run bundle with the "
+                              "Python the app runs in (the venv of `pip install -r "
+                              "requirements.txt`)") from None
+        found[key] = distribution
+        pending.extend(requirement_names(distribution))
+    return [found[key] for key in sorted(found)]
+
+
+def distribution_files(distribution):
+    """{name in the archive: path here} of a distribution's files but bytecode, scripts and
+    compiled extensions; and whether compiled files were left out."""
+    if distribution.files is None:
+        raise BundleError(f"{distribution.metadata['Name']} does not list its files: install it "
+                          "with pip")
+    files, left_out = {}, False
+    for entry in distribution.files:
+        name = entry.as_posix()
+        if name.startswith(("../", "/")) or "__pycache__/" in name or name.endswith(".pyc"):
+            continue  # scripts installed to bin/, and bytecode the target makes for itself
+        if name.endswith(COMPILED_SUFFIXES) or ".so." in name:
+            left_out = True
+            continue
+        path = distribution.locate_file(entry)
+        if os.path.isfile(path):
+            files[name] = str(path)
+    return files, left_out
+
+
+def write_bundle(target):
+    """Writes the zipapp at `target`: this module as its __main__, the templates, the static files
+    and the dependencies' pure-Python files. Returns the distributions whose compiled files were
+    left out."""
+    source_folder = os.path.dirname(os.path.abspath(__file__))
+    entries = {"__main__.py": os.path.abspath(__file__)}
+    for folder in BUNDLE_FOLDERS:
+        for name in os.listdir(os.path.join(source_folder, folder)):
+            entries[f"{folder}/{name}"] = os.path.join(source_folder, folder, name)
+    need_their_own = []
+    for distribution in bundled_distributions():
+        files, left_out = distribution_files(distribution)
+        entries.update(files)
+        if left_out:
+            need_their_own.append(distribution.metadata["Name"])
+    partial = f"{target}.partial"
+    try:
+        with open(partial, "wb") as out:
+            out.write(b"#!/usr/bin/env python3\n")
+            with zipfile.ZipFile(out, "w") as archive:
+                for name in sorted(entries):
+                    info = zipfile.ZipInfo(name, BUNDLE_TIMESTAMP)
+                    info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+                    with open(entries[name], "rb") as source, archive.open(info, "w") as copy:
+                        shutil.copyfileobj(source, copy)
+        os.chmod(partial, 0o755)
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return need_their_own
+
+
+def bundle(argv):
+    """`claude_ops.py bundle [FILE]`: writes the one-file bundle and says how to run it."""
+    if len(argv) > 1 or (argv and argv[0].startswith("-")):
+        print("usage: claude_ops.py bundle [FILE]  (default: claude-ops.pyz here)", file=sys.stderr)
+        return 2
+    target = os.path.abspath(argv[0] if argv else BUNDLE_FILE)
+    try:
+        need_their_own = write_bundle(target)
+    except (BundleError, OSError) as exc:
+        print(f"claude-ops: bundle: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {target} ({os.path.getsize(target) // 1024} KiB). Run it with `python3 "
+          f"{os.path.basename(target)}` where gevent is installed (Debian and Raspberry Pi OS: "
+          "`sudo apt install python3-gevent`); state/ and results/ go beside it.")
+    for name in need_their_own:
+        print(f"{name} has compiled parts, left out: install {name} where the bundle runs.")
+    return 0
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bundle"]:
+        return bundle(argv[1:])
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     try:
-        config = load_config(sys.argv[1:] if argv is None else argv, os.environ)
+        config = load_config(argv, os.environ)
         listener = listen(config.host, config.port)  # before any state is written
         app = ClaudeOps(config)
         address = app.start(listener)
