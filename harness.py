@@ -32,7 +32,7 @@ IN_CI = os.environ.get("CI") == "true"
 
 
 # Waiting ##########################################################################################
-# On conditions with deadlines, never on sleeps.
+# On conditions with deadlines; sleeping is only for letting time pass when time is the subject.
 
 def wait_for(condition, timeout=15.0, message="condition"):
     """Poll `condition` until it is truthy, yielding to other greenlets; fail after `timeout`."""
@@ -44,6 +44,11 @@ def wait_for(condition, timeout=15.0, message="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         gevent.sleep(0.02)
+
+
+def let_time_pass(seconds):
+    """For tests of the schedule and of time windows, where the clock moving on is the point."""
+    gevent.sleep(seconds)
 
 
 def process_alive(pid):

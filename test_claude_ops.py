@@ -20,7 +20,7 @@ import claude_ops
 from fake_claude import INIT, assistant_text, hold, plan_ok, result
 from harness import (CLAUDE_CLI_VERSION, HERE, LAPTOP, PHONE, MessagesAPI, SSEClient, basic,
                      browser_client, error_reply, finished, free_port, group_alive, iso_ago,
-                     log_records, numbered_lines, process_alive, rows, run_program,
+                     let_time_pass, log_records, numbered_lines, process_alive, rows, run_program,
                      subscriber_count, text_reply, tool_reply, transcript_entries, trigger,
                      unexpected_console_errors, wait_for, write_cooldown)
 
@@ -157,6 +157,21 @@ def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
     assert browser_client(app).get(f"/sessions/{new_id}/log").text.startswith('{"t"')
 
 
+def test_retention_keeps_the_log_of_the_running_session(held_session):
+    with held_session(retention_days=30) as held:
+        app = held.app
+        # Its start looks older than the retention period, as after a Pi's clock jumped forward.
+        app.store.update_session(held.id, started_at=iso_ago(days=31))
+        log_file = app.store.session(held.id)["log_file"]
+        app.delete_old_logs()
+        assert app.store.session(held.id)["log_file"] == log_file
+        assert os.path.exists(os.path.join(app.config.results_dir, log_file))
+        page = browser_client(app).get(f"/sessions/{held.id}")
+        assert "deleted after the retention period" not in page.text
+        assert page.html.select_one(f"a[href='/sessions/{held.id}/log']") is not None
+    assert held.session["status"] == "completed"
+
+
 # Cooldowns ########################################################################################
 # The agent's cooldown.json: created once, then only read, and counted against the limits.
 
@@ -186,6 +201,27 @@ def test_the_cooldown_page_and_an_unreadable_cooldown_file(make_app):
         assert "cooldown.json cannot be read" in page.html.select_one(".notice").text
     os.remove(os.path.join(app.config.state_dir, "cooldown.json"))
     assert "No services recorded yet." in client.get("/cooldowns").text
+
+
+def test_cooldown_counts_drop_as_restarts_leave_the_window(make_app, monkeypatch):
+    # The pages recount at most this often; a second keeps the test short.
+    monkeypatch.setattr(claude_ops, "COOLDOWN_RECOUNT_S", 1)
+    app = make_app()
+    leaving_in_s = 5
+    write_cooldown(app, {"jellyfin": {"status": "healthy", "restarts": [
+        {"timestamp": iso_ago(hours=1), "success": True},
+        {"timestamp": iso_ago(hours=4, seconds=-leaving_in_s), "success": True}]}})
+    client = browser_client(app)
+
+    def restarts_shown():
+        cell = client.get("/cooldowns").html.select("tbody td")[2]
+        tile = client.get("/").html.select_one(".service-tile dd")
+        return (cell.text.strip(), "limit" in cell["class"]), (tile.text, "limit" in tile["class"])
+
+    assert restarts_shown() == (("2 / 2", True), ("2 / 2", True))
+    # The file does not change: only the clock moves the older restart out of the 4 hours.
+    wait_for(lambda: restarts_shown() == (("1 / 2", False), ("1 / 2", False)),
+             timeout=leaving_in_s + 10, message="the older restart to leave the 4-hour window")
 
 
 # Transcript #######################################################################################
@@ -278,6 +314,38 @@ def test_a_reconnect_resumes_without_duplicates(held_session):
     by_query.read_until_done()
     assert [e["id"] for e in by_query.messages()] == [e["id"] for e in resumed.messages()]
     by_query.close()
+
+
+def test_a_stream_resumed_ahead_of_the_session_sends_only_the_lines_after(held_session):
+    # A browser page left open across a reset of the state asks to resume from a line that the
+    # new session with its number has not reached yet: it must get nothing up to that line.
+    steps = [{"print": INIT}, hold(), {"flood_stdout": 50}, {"print": result()}]
+    with held_session(steps, serve=True) as held:
+        ahead = SSEClient(held.app.port, "/sessions/1/stream?after=30")
+        wait_for(lambda: subscriber_count(held.app) == 1)
+        held.release()
+        assert ahead.read_until_done() == {"event": "done", "data": "completed"}
+    # Lines 1 and 2 are the app's first line and the init, 3 to 52 the flood, then two more.
+    ids = [int(event["id"]) for event in ahead.messages()]
+    assert ids == sorted(set(ids)) and ids[0] == 31
+    assert ids[-1] == len(log_records(held.app, held.session)) == 54
+    assert numbered_lines(ahead.messages()) == list(range(28, 50))
+    ahead.close()
+
+
+def test_the_done_event_says_how_the_session_ended(held_session):
+    steps = [{"print": INIT}, hold(), {"stderr": "Error: Invalid API key"}, {"exit": 3}]
+    with held_session(steps, serve=True) as held:
+        live = SSEClient(held.app.port, "/sessions/1/stream")
+        wait_for(lambda: subscriber_count(held.app) == 1)
+        held.release()
+        assert live.read_until_done() == {"event": "done", "data": "failed"}
+        live.close()
+    assert held.session["status"] == "failed"
+    afterwards = SSEClient(held.app.port, "/sessions/1/stream")
+    assert afterwards.read_until_done() == {"event": "done", "data": "failed"}
+    assert "session ended: failed: exit code 3" in afterwards.messages()[-1]["data"]
+    afterwards.close()
 
 
 def test_a_finished_session_streams_all_lines_then_done(run_session):
@@ -532,6 +600,22 @@ def test_the_dashboard_password_never_reaches_the_cli(make_app, fake):
     assert not any("pi-pass" in arg for arg in run["argv"])
 
 
+def test_a_stop_while_the_cli_is_starting_ends_it_at_once(make_app, fake):
+    fake.plan([{"print": INIT}, hold("never")])
+    app = make_app()
+    session_id = app.scheduler.trigger_adhoc("a long job").get(timeout=15)
+    # The row exists and the CLI is being spawned: the stop lands before the runner has it.
+    stopping = time.monotonic()
+    app.scheduler.stop()
+    # stop() gives up waiting after several seconds and kills the session's greenlet; a stop that
+    # reaches the starting CLI ends it long before that.
+    assert time.monotonic() - stopping < 4
+    session = app.store.session(session_id)
+    assert (session["status"], session["error"]) == ("interrupted", "the app stopped")
+    for run in fake.runs():
+        assert not group_alive(run["pgid"])
+
+
 def test_a_killed_app_marks_its_session_interrupted_on_restart(app_process, fake):
     fake.plan([{"print": INIT}, {"hang": True}])
     app = app_process()
@@ -625,12 +709,26 @@ def test_triggers_are_refused_while_the_scheduler_is_not_running(make_app):
     assert rows(app) == []
 
 
-def test_an_adhoc_session_does_not_move_the_schedule(make_app, fake):
-    app = make_app(interval_s=3600)
-    due = app.scheduler.next_run_at
-    trigger(browser_client(app), "quick look")
-    wait_for(lambda: finished(app, 1))
-    assert abs((app.scheduler.next_run_at - due).total_seconds()) <= 1
+def test_the_next_scheduled_run_is_an_interval_after_the_last_one_ended(held_session, fake):
+    interval_s = 2
+    with held_session(scheduled=True, interval_s=interval_s) as held:
+        assert held.app.scheduler.next_run_at is None   # it waits on the running scheduled one
+        let_time_pass(interval_s + 1)    # the session outlasts the interval
+        released = held.release()
+    second = wait_for(lambda: finished(held.app, 2), message="the next scheduled session")
+    first_run, second_run = fake.runs()[:2]
+    assert second_run["started"] - released >= interval_s
+    assert second_run["started"] - first_run["started"] >= interval_s
+    assert [row["trigger"] for row in rows(held.app)][-2:] == ["scheduled", "scheduled"]
+    assert second["status"] == "completed"
+
+
+def test_an_adhoc_session_does_not_move_the_schedule(held_session):
+    with held_session(prompt="quick look", interval_s=3600) as held:
+        due = held.app.scheduler.next_run_at
+        assert due is not None    # an ad-hoc session does not hold the schedule up
+        let_time_pass(3)    # the ad-hoc session's end is seconds after the schedule was set
+    assert abs((held.app.scheduler.next_run_at - due).total_seconds()) <= 1
 
 
 def test_a_run_that_falls_due_during_an_adhoc_session_starts_right_after_it(held_session, fake):
@@ -650,14 +748,6 @@ def test_a_run_that_falls_due_during_an_adhoc_session_starts_right_after_it(held
     wait_for(lambda: finished(app, 3), message="the next scheduled session")
     third = fake.runs()[2]
     assert third["started"] - second["started"] >= 1
-
-
-def test_the_scheduler_runs_again_after_the_interval(make_app, fake):
-    app = make_app(run_on_start=True, interval_s=1)
-    wait_for(lambda: finished(app, 2), message="two scheduled sessions")
-    first, second = fake.runs()[:2]
-    assert second["started"] - first["started"] >= 1
-    assert [row["trigger"] for row in rows(app)][-2:] == ["scheduled", "scheduled"]
 
 
 # Web pages ########################################################################################
@@ -852,6 +942,18 @@ def test_a_session_page_shows_the_card_the_prompt_the_transcript_and_the_respons
     assert ("denied", "Bash: systemctl restart jellyfin needs approval") in entries
     assert ("result", "success · 2 turns · $0.0187 · 6.1 s") in entries
     assert page.html.select_one(".response").text == "**Jellyfin** is up again."
+
+
+def test_a_long_transcript_shows_its_last_2000_lines_and_says_how_many_are_hidden(run_session):
+    app, session = run_session([{"print": INIT}, {"flood_stdout": 2500}, {"print": result()}])
+    total = len(log_records(app, session))   # the app's first line, init, 2,500, result, the end
+    assert total == 2504
+    page = browser_client(app).get("/sessions/1")
+    numbers = [int(line["data-line"]) for line in page.html.select("#transcript .line")]
+    assert numbers == list(range(total - 2000 + 1, total + 1))
+    assert page.html.select_one(".notice").text == (
+        f"{total - 2000} earlier lines are not shown here; the raw log has them all.")
+    assert page.html.select_one("a[href='/sessions/1/log']") is not None
 
 
 def test_a_failed_session_page_shows_why_and_a_scheduled_one_has_no_prompt_block(make_app, fake):
