@@ -1,17 +1,24 @@
-"""A fake `claude` for the tests.
+"""A fake `claude` for the tests and the benchmark.
 
 Run as a program (through the launcher FakeClaude writes), it reads its prompt from stdin as the
 real CLI does, notes what it was given, and follows a plan: a JSON list of steps, one kind each,
 that print stream-json, wait, misbehave or exit. Imported, it gives FakeClaude, which sets the
 fake up in a folder, and the records a plan is made of. Standard library only: the launcher runs
-it with `python -S`, so that it starts quickly.
+it with `python -S`, so that it starts quickly (the benchmark times a trigger to its first line).
 
 Steps:
   {"print": event or text}    a line on stdout (an event is dumped as JSON)
   {"stderr": text}            a line on stderr
   {"hold": name}              notes that it got there, then waits until the file `name` exists
                               (relative to the plan's folder); FakeClaude.release(name) makes it
+  {"mark": name}              notes the time under `name`
+  {"sleep": seconds}
   {"flood_stdout": n}         n assistant lines "line 0" ... "line n-1", as fast as the pipe takes
+  {"paced_stdout": {"per_s": r, "seconds": s, "report": path}}
+                              r assistant lines a second for s seconds, "t=<emit time> n=<seq>"
+                              each; then writes what it managed to `report` as JSON
+  {"tool_output": {"lines": n, "line_bytes": b}}
+                              n tool_result lines of b bytes of realistic text each
   {"big_line": n}             one tool_result line whose content is n "x"
   {"flood_stderr": n}         about n bytes of stderr in 1 KiB lines
   {"raw_stdout": text}        bytes (latin-1) straight to stdout, newlines and all
@@ -102,6 +109,9 @@ class FakeClaude:
     def children(self):
         return [record["child"] for record in self.records() if "child" in record]
 
+    def marks(self, name):
+        return [record["t"] for record in self.records() if record.get("mark") == name]
+
     def reached(self, name="go"):
         return any(record.get("holding") == name for record in self.records())
 
@@ -111,10 +121,13 @@ class FakeClaude:
     def release(self, name="go"):
         open(self.gate(name), "w").close()
 
+    def plan_environ(self):
+        return {"FAKE_CLAUDE_PLAN": self.plan_path, "FAKE_CLAUDE_RECORD": self.record_path}
+
     def environ(self, **extra):
         """A whole environment for the app to run the fake with: it is first on PATH."""
         return dict(PATH=f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}", HOME=self.folder,
-                    FAKE_CLAUDE_PLAN=self.plan_path, FAKE_CLAUDE_RECORD=self.record_path, **extra)
+                    **self.plan_environ(), **extra)
 
 
 # Running it #####################################################################################
@@ -135,8 +148,35 @@ def wait_for_file(path):
         time.sleep(0.005)
 
 
+def paced_stdout(per_s, seconds, report):
+    total = int(per_s * seconds)
+    start = time.monotonic()
+    first_emit = last_emit = None
+    for number in range(total):
+        delay = start + number / per_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        last_emit = time.time()
+        first_emit = first_emit or last_emit
+        # Written by hand: json.dumps would cost more than the rate leaves.
+        sys.stdout.write('{"type":"assistant","message":{"role":"assistant","content":'
+                         '[{"type":"text","text":"t=%.6f n=%d"}]}}\n' % (last_emit, number))
+        sys.stdout.flush()
+    with open(report, "w") as report_file:
+        json.dump({"lines": total, "first_emit": first_emit, "last_emit": last_emit}, report_file)
+
+
+def tool_output(lines, line_bytes):
+    # Tool output as it usually is: many short lines of text, as escaped newlines in the JSON.
+    text_line = "drwxr-xr-x 2 root root 4096 Nov 24 10:03 /var/lib/docker/volumes/jellyfin_config\n"
+    content = (text_line * (line_bytes // len(text_line) + 1))[:line_bytes]
+    for number in range(lines):
+        emit({"type": "user", "message": {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": f"toolu_{number}", "content": content}]}})
+
+
 def start_child(seconds):
-    # Imported here: it would add to every run's start-up.
+    # Imported here: it would add to every run's start-up, which the benchmark measures.
     import subprocess
     child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
     note({"child": child.pid})
@@ -151,9 +191,17 @@ def run_step(kind, value, plan_folder):
     elif kind == "hold":
         note({"holding": value})
         wait_for_file(os.path.join(plan_folder, value))
+    elif kind == "mark":
+        note({"mark": value, "t": time.time()})
+    elif kind == "sleep":
+        time.sleep(value)
     elif kind == "flood_stdout":
         for number in range(value):
             emit(assistant_text(f"line {number}"))
+    elif kind == "paced_stdout":
+        paced_stdout(**value)
+    elif kind == "tool_output":
+        tool_output(**value)
     elif kind == "big_line":
         emit({"type": "user", "message": {"content": [
             {"type": "tool_result", "tool_use_id": "t", "content": "x" * value}]}})
