@@ -1,21 +1,13 @@
-"""Tests for claude-ops: a fake `claude` written here, real SQLite files, a real gevent server on a
-loopback port, the genuine Claude Code CLI against a loopback stand-in of the Messages API, and
-headless Chromium for the pages."""
+"""What claude-ops promises, section by section of claude_ops.py: proven with a fake `claude`
+(fake_claude.py), real SQLite files, a real gevent server on a loopback port, the genuine Claude
+Code CLI against a loopback stand-in of the Messages API, and headless Chromium for the pages.
+The fixtures are in conftest.py, what they stand on in harness.py."""
 
-from gevent import monkey
-
-monkey.patch_all()
-
-import base64
-import dataclasses
-import datetime
-import gzip
 import http.client
 import importlib.metadata
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import sqlite3
@@ -23,7 +15,6 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import zipfile
 
@@ -34,236 +25,18 @@ import pytest
 import webtest
 
 import claude_ops
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-IN_CI = os.environ.get("CI") == "true"
-
-
-# The fake CLI ######################################################################################
-# A small `claude` that follows a plan (a JSON list of steps) and records what it was given.
-
-FAKE_CLAUDE = r'''#!{python}
-import json, os, signal, subprocess, sys, time
-
-record = {"argv": sys.argv[1:], "pid": os.getpid(), "pgid": os.getpgid(0), "started": time.time(),
-          "environ": sorted(os.environ)}
-plan = json.load(open(os.environ["FAKE_CLAUDE_PLAN"]))
-if not plan.get("skip_stdin"):
-    record["stdin"] = sys.stdin.read()
-record_path = os.environ["FAKE_CLAUDE_RECORD"]
-with open(record_path, "a") as out:
-    out.write(json.dumps(record) + "\n")
-
-def emit(obj):
-    line = obj if isinstance(obj, str) else json.dumps(obj)
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-for step in plan["steps"]:
-    kind, value = next(iter(step.items()))
-    if kind == "print":
-        emit(value)
-    elif kind == "stderr":
-        sys.stderr.write(value + "\n"); sys.stderr.flush()
-    elif kind == "sleep":
-        time.sleep(value)
-    elif kind == "wait_for_file":
-        while not os.path.exists(value):
-            time.sleep(0.01)
-    elif kind == "touch":
-        open(value, "w").close()
-    elif kind == "flood_stdout":
-        for number in range(value):
-            emit({"type": "assistant", "message": {"content": [{"type": "text", "text": "line %d" % number}]}})
-    elif kind == "flood_stderr":
-        chunk = ("e" * 1023 + "\n") * 64
-        for _ in range(value // len(chunk)):
-            sys.stderr.write(chunk)
-        sys.stderr.flush()
-    elif kind == "raw_stdout":
-        sys.stdout.buffer.write(value.encode("latin-1")); sys.stdout.flush()
-    elif kind == "big_line":
-        emit({"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t",
-             "content": "x" * value}]}})
-    elif kind == "child_holds_stdout":
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(%d)" % value])
-        with open(record_path, "a") as out:
-            out.write(json.dumps({"child": child.pid}) + "\n")
-    elif kind == "ignore_sigterm":
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    elif kind == "hang":
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-        with open(record_path, "a") as out:
-            out.write(json.dumps({"child": child.pid}) + "\n")
-        time.sleep(600)
-    elif kind == "exit":
-        sys.exit(value)
-'''
-
-INIT = {"type": "system", "subtype": "init", "session_id": "s1", "model": "claude-haiku-4-5",
-        "cwd": "/srv", "tools": ["Bash", "Read"], "claude_code_version": "fake"}
+from fake_claude import INIT, assistant_text, hold, plan_ok, result
+from harness import (CLAUDE_CLI_VERSION, HERE, IN_CI, LAPTOP, PHONE, MessagesAPI, SSEClient, basic,
+                     browser_client, error_reply, finished, free_port, group_alive, iso_ago,
+                     let_time_pass, log_records, numbered_lines, process_alive, rows, run_program,
+                     subscriber_count, text_reply, tool_reply, transcript_entries, trigger,
+                     unexpected_console_errors, wait_for, write_cooldown)
 
 
-def assistant_text(text):
-    return {"type": "assistant", "message": {"role": "assistant",
-                                             "content": [{"type": "text", "text": text}]}}
+# Config ###########################################################################################
+# Settings from defaults, the environment and flags; a bad one stops start-up with one line.
 
-
-def result(text="All services are healthy.", is_error=False, subtype="success", turns=2, cost=0.0187):
-    return {"subtype": subtype, "is_error": is_error, "duration_ms": 6120, "num_turns": turns,
-            "result": text, "total_cost_usd": cost, "type": "result", "session_id": "s1"}
-
-
-def plan_ok(text="All services are healthy."):
-    return [{"print": INIT}, {"print": assistant_text("Checking Jellyfin.")},
-            {"print": {"type": "assistant", "message": {"content": [
-                {"type": "tool_use", "id": "toolu_1", "name": "Bash",
-                 "input": {"command": "curl -sI http://jellyfin:8096/health"}}]}}},
-            {"print": {"type": "user", "message": {"content": [
-                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "HTTP/1.1 200 OK"}]}}},
-            {"print": result(text)}]
-
-
-class FakeClaude:
-    def __init__(self, folder):
-        self.bin_dir = folder / "bin"
-        self.bin_dir.mkdir()
-        self.path = self.bin_dir / "claude"
-        self.path.write_text(FAKE_CLAUDE.replace("{python}", sys.executable))
-        self.path.chmod(0o755)
-        self.plan_path = folder / "plan.json"
-        self.record_path = folder / "record.jsonl"
-        self.record_path.write_text("")
-        self.folder = folder
-        self.plan(plan_ok())
-
-    def plan(self, steps, **options):
-        self.plan_path.write_text(json.dumps(dict(options, steps=steps)))
-
-    def runs(self):
-        return [json.loads(line) for line in self.record_path.read_text().splitlines()
-                if '"argv"' in line]
-
-    def children(self):
-        return [json.loads(line)["child"] for line in self.record_path.read_text().splitlines()
-                if '"child"' in line]
-
-    def gate(self, name):
-        """A file path the fake can wait for, and the test can create to let it go on."""
-        return str(self.folder / name)
-
-    def environ(self, **extra):
-        return dict(PATH=f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}", HOME=str(self.folder),
-                    FAKE_CLAUDE_PLAN=str(self.plan_path), FAKE_CLAUDE_RECORD=str(self.record_path),
-                    **extra)
-
-
-def wait_for(condition, timeout=15.0, message="condition"):
-    """Poll `condition` until it is truthy, yielding to other greenlets; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        gevent.sleep(0.02)
-
-
-def process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def group_alive(pgid):
-    try:
-        with os.scandir("/proc") as entries:
-            for entry in entries:
-                if entry.name.isdigit():
-                    try:
-                        with open(f"/proc/{entry.name}/stat") as stat:
-                            fields = stat.read().split(")")[-1].split()
-                    except OSError:
-                        continue
-                    if int(fields[2]) == pgid and fields[0] != "Z":
-                        return True
-    except OSError:
-        pass
-    return False
-
-
-# Fixtures ##########################################################################################
-
-@pytest.fixture
-def fake(tmp_path):
-    fake = FakeClaude(tmp_path)
-    yield fake
-    for run in fake.runs():
-        for pid in [run["pid"]] + fake.children():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-@pytest.fixture
-def make_app(tmp_path, fake):
-    apps = []
-
-    def make(start=True, serve=False, environ=None, **settings):
-        settings.setdefault("run_on_start", False)
-        settings.setdefault("state_dir", str(tmp_path / "state"))
-        settings.setdefault("results_dir", str(tmp_path / "results"))
-        settings.setdefault("session_timeout_s", 60)
-        config = dataclasses.replace(claude_ops.load_config([], {}), **settings)
-        app = claude_ops.ClaudeOps(config,
-                                   environ=fake.environ() if environ is None else environ)
-        apps.append(app)
-        if serve:
-            app.port = app.start(claude_ops.listen("127.0.0.1", 0))[1]
-        elif start:
-            app.scheduler.start()
-        return app
-
-    yield make
-    for app in apps:
-        app.stop()
-
-
-def browser_client(app):
-    return webtest.TestApp(app.web, extra_environ={"HTTP_HOST": "localhost"})
-
-
-def rows(app):
-    return app.store.sessions_page(limit=1000)
-
-
-def finished(app, session_id):
-    session = app.store.session(session_id)
-    return session if session and session["status"] != "running" else None
-
-
-def log_records(app, session):
-    path = os.path.join(app.config.results_dir, session["log_file"])
-    with open(path) as log_file:
-        return [json.loads(line) for line in log_file]
-
-
-def trigger(client, prompt, status=200, **headers):
-    headers.setdefault("HX-Request", "true")
-    return client.post("/sessions/trigger", {"prompt": prompt}, headers=headers, status=status)
-
-
-# Config ############################################################################################
-
-def test_settings_come_from_defaults_then_environment_then_flags(tmp_path):
+def test_settings_come_from_defaults_then_environment_then_flags():
     config = claude_ops.load_config([], {})
     assert (config.interval_s, config.run_on_start, config.model, config.port) == (3600, True, "haiku", 8080)
     assert config.host == "127.0.0.1" and config.password is None
@@ -289,11 +62,6 @@ def test_settings_come_from_defaults_then_environment_then_flags(tmp_path):
 def test_a_bad_setting_is_named(argv, environ, named):
     with pytest.raises(claude_ops.ConfigError, match=named):
         claude_ops.load_config(argv, environ)
-
-
-def run_program(args, environ, timeout=30):
-    return subprocess.run([sys.executable, os.path.join(HERE, "claude_ops.py"), *args],
-                          env=environ, capture_output=True, text=True, timeout=timeout)
 
 
 def test_bad_configuration_stops_start_up_with_one_line(tmp_path):
@@ -339,7 +107,8 @@ def test_help_lists_every_flag_with_its_variable():
         assert setting.env in finished_run.stdout.replace("\n", " ").replace("  ", "")
 
 
-# Database ##########################################################################################
+# Store ############################################################################################
+# The SQLite file and its migrations; retention, which deletes old logs and keeps their rows.
 
 def test_a_version_2_database_upgrades_in_place(tmp_path):
     path = tmp_path / "claudeops.db"
@@ -377,6 +146,44 @@ def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
     check.close()
 
 
+def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
+    app = make_app(start=False, retention_days=30)
+    old_id = app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="(built-in)",
+                                      model="haiku", context="", started_at=iso_ago(days=31))
+    new_id = app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="(built-in)",
+                                      model="haiku", context="", started_at=iso_ago(days=29))
+    for session_id in (old_id, new_id):
+        name = f"session-{session_id}.jsonl"
+        (tmp_path / "results" / name).write_text('{"t": "", "stream": "app", "line": "hello"}\n')
+        app.store.update_session(session_id, log_file=name, status="completed")
+    app.delete_old_logs()
+    assert not (tmp_path / "results" / f"session-{old_id}.jsonl").exists()
+    assert (tmp_path / "results" / f"session-{new_id}.jsonl").exists()
+    assert app.store.session(old_id)["log_file"] is None
+    page = browser_client(app).get(f"/sessions/{old_id}")
+    assert "deleted after the retention period" in page.text
+    browser_client(app).get(f"/sessions/{old_id}/log", status=404)
+    assert browser_client(app).get(f"/sessions/{new_id}/log").text.startswith('{"t"')
+
+
+def test_retention_keeps_the_log_of_the_running_session(held_session):
+    with held_session(retention_days=30) as held:
+        app = held.app
+        # Its start looks older than the retention period, as after a Pi's clock jumped forward.
+        app.store.update_session(held.id, started_at=iso_ago(days=31))
+        log_file = app.store.session(held.id)["log_file"]
+        app.delete_old_logs()
+        assert app.store.session(held.id)["log_file"] == log_file
+        assert os.path.exists(os.path.join(app.config.results_dir, log_file))
+        page = browser_client(app).get(f"/sessions/{held.id}")
+        assert "deleted after the retention period" not in page.text
+        assert page.html.select_one(f"a[href='/sessions/{held.id}/log']") is not None
+    assert held.session["status"] == "completed"
+
+
+# Cooldowns ########################################################################################
+# The agent's cooldown.json: created once, then only read, and counted against the limits.
+
 def test_start_up_creates_the_cooldown_file_and_keeps_an_existing_one(make_app, tmp_path):
     app = make_app(start=False)
     cooldown = tmp_path / "state" / "cooldown.json"
@@ -388,7 +195,239 @@ def test_start_up_creates_the_cooldown_file_and_keeps_an_existing_one(make_app, 
     assert "jellyfin" in cooldown.read_text()
 
 
-# Sessions ##########################################################################################
+def test_the_cooldown_page_and_an_unreadable_cooldown_file(make_app):
+    app = make_app()
+    write_cooldown(app, {"nextcloud": {"status": "healthy", "consecutive_healthy": 3,
+                                       "restarts": [{"timestamp": iso_ago(hours=1), "success": True}],
+                                       "redeployments": [{"timestamp": iso_ago(hours=3), "success": True}]}})
+    client = browser_client(app)
+    cells = [td.text.strip() for td in client.get("/cooldowns").html.select("tbody td")]
+    assert cells[:4] == ["nextcloud", "healthy", "1 / 2", "1 / 1"]
+    with open(os.path.join(app.config.state_dir, "cooldown.json"), "w") as cooldown:
+        cooldown.write("{not json")
+    for path in ["/cooldowns", "/"]:
+        page = client.get(path, status=200)
+        assert "cooldown.json cannot be read" in page.html.select_one(".notice").text
+    os.remove(os.path.join(app.config.state_dir, "cooldown.json"))
+    assert "No services recorded yet." in client.get("/cooldowns").text
+
+
+def test_cooldown_counts_drop_as_restarts_leave_the_window(make_app, monkeypatch):
+    # The pages recount at most this often; a second keeps the test short.
+    monkeypatch.setattr(claude_ops, "COOLDOWN_RECOUNT_S", 1)
+    app = make_app()
+    leaving_in_s = 5
+    write_cooldown(app, {"jellyfin": {"status": "healthy", "restarts": [
+        {"timestamp": iso_ago(hours=1), "success": True},
+        {"timestamp": iso_ago(hours=4, seconds=-leaving_in_s), "success": True}]}})
+    client = browser_client(app)
+
+    def restarts_shown():
+        cell = client.get("/cooldowns").html.select("tbody td")[2]
+        tile = client.get("/").html.select_one(".service-tile dd")
+        return ((cell.text.strip(), "limit" in cell.span.get("class", [])),
+                (tile.text, "limit" in tile.span.get("class", [])))
+
+    assert restarts_shown() == (("2 / 2", True), ("2 / 2", True))
+    # The file does not change: only the clock moves the older restart out of the 4 hours.
+    wait_for(lambda: restarts_shown() == (("1 / 2", False), ("1 / 2", False)),
+             timeout=leaving_in_s + 10, message="the older restart to leave the 4-hour window")
+
+
+# Transcript #######################################################################################
+# Stream-json records rendered as transcript lines, and framed as server-sent events.
+
+def test_odd_but_valid_json_lines_are_shown_as_text_and_the_session_goes_on(held_session):
+    odd = [{"type": "assistant", "message": {"content": [{"type": "text", "text": None}]}},
+           {"type": "system", "subtype": "api_retry", "retry_delay_ms": "soon"},
+           {"type": "assistant", "message": "not an object"}, [1, 2], "just a string"]
+    steps = [{"print": INIT}, hold()] + [{"print": json.dumps(o)} for o in odd] + [{"print": result()}]
+    with held_session(steps, prompt="x", serve=True) as held:
+        client = SSEClient(held.app.port, "/sessions/1/stream")
+        wait_for(lambda: subscriber_count(held.app) == 1)
+        held.release()
+        assert client.read_until_done() == {"event": "done", "data": "completed"}
+        client.close()
+    assert held.session["status"] == "completed"
+    page = browser_client(held.app).get("/sessions/1")
+    assert "&quot;text&quot;: null" in page.text and "just a string" in page.text
+
+
+def test_a_bare_carriage_return_cannot_forge_an_sse_event(run_session):
+    app, _ = run_session([
+        {"print": INIT}, {"print": assistant_text("50%\r100%\revent: done\rdata: completed\r\r")},
+        {"print": result()}], prompt="x", serve=True)
+    connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=30)
+    connection.request("GET", "/sessions/1/stream", headers={"Host": "localhost"})
+    body = connection.getresponse().read()
+    connection.close()
+    assert b"\r" not in body and body.count(b"\nevent: done\n") == 1
+    assert body.endswith(b"event: done\ndata: completed\n\n")
+    assert b"data: 100%\ndata: event: done\ndata: data: completed" in body
+
+
+def test_cli_output_is_escaped_in_sse_messages(run_session):
+    app, _ = run_session([
+        {"print": INIT}, {"print": assistant_text('<img src=x onerror="alert(1)">')},
+        {"print": result()}], prompt="x", serve=True)
+    client = SSEClient(app.port, "/sessions/1/stream")
+    client.read_until_done()
+    texts = "\n".join(event["data"] for event in client.messages())
+    assert "<img" not in texts and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in texts
+    client.close()
+
+
+# Hub and SSE ######################################################################################
+# Every browser following a session gets every line once, in order, then how it ended.
+
+def test_every_client_gets_every_line_once_in_order_then_done(held_session):
+    steps = [{"print": INIT}, hold(), {"flood_stdout": 500}, {"print": result()}]
+    with held_session(steps, prompt="flood", serve=True) as held:
+        app = held.app
+        clients = [SSEClient(app.port, "/sessions/1/stream") for _ in range(20)]
+        assert all(client.response.status == 200 for client in clients)
+        assert clients[0].response.getheader("Content-Type").startswith("text/event-stream")
+        wait_for(lambda: subscriber_count(app) == 20, message="20 subscribers")
+        held.release()
+        finals = gevent.joinall([gevent.spawn(client.read_until_done) for client in clients],
+                                timeout=60)
+        assert [greenlet.value for greenlet in finals] == [{"event": "done", "data": "completed"}] * 20
+    for client in clients:
+        assert client.retry == claude_ops.SSE_RETRY_MS
+        ids = [int(event["id"]) for event in client.messages()]
+        assert ids == sorted(set(ids)) and ids[0] == 1
+        assert numbered_lines(client.messages()) == list(range(500))
+        client.close()
+    assert subscriber_count(app) == 0
+
+
+def test_a_reconnect_resumes_without_duplicates(held_session):
+    steps = [{"print": INIT}, hold("first"), {"flood_stdout": 200}, hold("second"),
+             {"flood_stdout": 300}, {"print": result()}]
+    with held_session(steps, prompt="flood twice", serve=True) as held:
+        client = SSEClient(held.app.port, "/sessions/1/stream")
+        held.release("first")
+        held.wait_held("second")
+        while not numbered_lines(client.events[-1:]) or numbered_lines(client.events[-1:])[-1] < 150:
+            client.read_event()
+        last_id = client.events[-1]["id"]
+        client.close()
+        held.release("second")
+        resumed = SSEClient(held.app.port, "/sessions/1/stream", **{"Last-Event-ID": last_id})
+        assert resumed.read_until_done() == {"event": "done", "data": "completed"}
+    seen = numbered_lines(client.events) + numbered_lines(resumed.messages())
+    assert seen == list(range(200)) + list(range(300))
+    assert int(resumed.messages()[0]["id"]) == int(last_id) + 1
+    resumed.close()
+
+    by_query = SSEClient(held.app.port, f"/sessions/1/stream?after={last_id}")
+    by_query.read_until_done()
+    assert [e["id"] for e in by_query.messages()] == [e["id"] for e in resumed.messages()]
+    by_query.close()
+
+
+def test_a_stream_resumed_ahead_of_the_session_sends_only_the_lines_after(held_session):
+    # A browser page left open across a reset of the state asks to resume from a line that the
+    # new session with its number has not reached yet: it must get nothing up to that line.
+    steps = [{"print": INIT}, hold(), {"flood_stdout": 50}, {"print": result()}]
+    with held_session(steps, serve=True) as held:
+        ahead = SSEClient(held.app.port, "/sessions/1/stream?after=30")
+        wait_for(lambda: subscriber_count(held.app) == 1)
+        held.release()
+        assert ahead.read_until_done() == {"event": "done", "data": "completed"}
+    # Lines 1 and 2 are the app's first line and the init, 3 to 52 the flood, then two more.
+    ids = [int(event["id"]) for event in ahead.messages()]
+    assert ids == sorted(set(ids)) and ids[0] == 31
+    assert ids[-1] == len(log_records(held.app, held.session)) == 54
+    assert numbered_lines(ahead.messages()) == list(range(28, 50))
+    ahead.close()
+
+
+def test_the_done_event_says_how_the_session_ended(held_session):
+    steps = [{"print": INIT}, hold(), {"stderr": "Error: Invalid API key"}, {"exit": 3}]
+    with held_session(steps, serve=True) as held:
+        live = SSEClient(held.app.port, "/sessions/1/stream")
+        wait_for(lambda: subscriber_count(held.app) == 1)
+        held.release()
+        assert live.read_until_done() == {"event": "done", "data": "failed"}
+        live.close()
+    assert held.session["status"] == "failed"
+    afterwards = SSEClient(held.app.port, "/sessions/1/stream")
+    assert afterwards.read_until_done() == {"event": "done", "data": "failed"}
+    assert "session ended: failed: exit code 3" in afterwards.messages()[-1]["data"]
+    afterwards.close()
+
+
+def test_a_finished_session_streams_all_lines_then_done(run_session):
+    app, _ = run_session(plan_ok(), prompt="<script>alert(1)</script>", serve=True)
+    client = SSEClient(app.port, "/sessions/1/stream")
+    assert client.read_until_done() == {"event": "done", "data": "completed"}
+    texts = "\n".join(event["data"] for event in client.messages())
+    assert "Checking Jellyfin." in texts and "curl -sI http://jellyfin:8096/health" in texts
+    assert "HTTP/1.1 200 OK" in texts and "session ended: completed" in texts
+    client.close()
+    missing = SSEClient(app.port, "/sessions/99/stream")
+    assert missing.response.status == 404
+    missing.close()
+
+
+def test_the_first_bytes_go_out_at_once_and_a_heartbeat_keeps_it_alive(held_session, monkeypatch):
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
+    with held_session(prompt="quiet", serve=True) as held:
+        client = SSEClient(held.app.port, "/sessions/1/stream?after=2")
+        assert client.response.readline() == f"retry: {claude_ops.SSE_RETRY_MS}\n".encode()
+        assert client.read_event() == {"comment": "keep-alive"}
+        held.release()
+        assert client.read_until_done() == {"event": "done", "data": "completed"}
+        client.close()
+
+
+def test_a_client_that_never_reads_is_dropped_while_the_others_finish(held_session):
+    steps = [{"print": INIT}, hold(), {"flood_stdout": 40000}, {"print": result()}]
+    with held_session(steps, prompt="flood", serve=True) as held:
+        app = held.app
+        # Above the lines one read of the pipe can carry, far below what the flood sends.
+        app.hub.queue_bytes = 1024 * 1024
+        stalled = socket.create_connection(("127.0.0.1", app.port))
+        stalled.sendall(b"GET /sessions/1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        readers = [SSEClient(app.port, "/sessions/1/stream") for _ in range(3)]
+        wait_for(lambda: subscriber_count(app) == 4, message="4 subscribers")
+        held.release()
+        done = gevent.joinall([gevent.spawn(reader.read_until_done) for reader in readers],
+                              timeout=120)
+        assert [greenlet.value for greenlet in done] == [{"event": "done", "data": "completed"}] * 3
+    for reader in readers:
+        assert numbered_lines(reader.messages()) == list(range(40000))
+        reader.close()
+    # The stalled client's connection was ended by the server before the session's end.
+    received = b""
+    stalled.settimeout(10)
+    while True:
+        chunk = stalled.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    stalled.close()
+    assert b"event: done" not in received and b"line 39999<" not in received
+    assert subscriber_count(app) == 0
+
+
+def test_a_client_that_leaves_frees_its_subscription(held_session, monkeypatch):
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
+    steps = [{"print": INIT}, hold("more"), {"flood_stdout": 50}, hold("end"), {"print": result()}]
+    with held_session(steps, prompt="x", serve=True) as held:
+        client = SSEClient(held.app.port, "/sessions/1/stream")
+        client.read_event()
+        assert subscriber_count(held.app) == 1
+        client.response.close()
+        client.close()
+        held.release("more")
+        wait_for(lambda: subscriber_count(held.app) == 0, message="the subscription to be freed")
+
+
+# Runner ###########################################################################################
+# One CLI at a time: its command line and prompt, its output logged and masked, how it ended,
+# and a stop that ends its whole process group.
 
 def test_a_scheduled_session_runs_at_start_and_is_recorded(make_app, fake):
     app = make_app(run_on_start=True, model="sonnet", dry_run=True)
@@ -421,6 +460,312 @@ def test_a_scheduled_session_runs_at_start_and_is_recorded(make_app, fake):
     assert [event["type"] for event in stdout] == ["system", "assistant", "assistant", "user", "result"]
 
 
+def test_the_prompt_reaches_the_cli_verbatim_on_stdin_and_never_in_argv(make_app, fake):
+    app = make_app(password="hunter2-dashboard")
+    prompt = "--dangerously-skip-permissions <b>x</b> 'quoted' $(whoami) ; rm -rf /"
+    trigger(browser_client(app), prompt, Authorization=basic("hunter2-dashboard"))
+    wait_for(lambda: finished(app, 1))
+    run, = fake.runs()
+    assert run["stdin"] == prompt
+    assert not any(prompt in arg or "dangerously" in arg for arg in run["argv"])
+    assert not any("hunter2" in arg for arg in run["argv"])
+
+
+def test_a_missing_cli_fails_with_the_reason(run_session):
+    app, session = run_session(plan_ok(), claude_bin="claude-not-installed")
+    assert session["status"] == "failed"
+    assert session["error"] == "claude-not-installed not found on PATH"
+    assert log_records(app, session)[-1]["line"].endswith("not found on PATH")
+    app.scheduler.trigger_adhoc("again")   # the scheduler goes on
+    wait_for(lambda: finished(app, 2))
+
+
+def test_a_non_zero_exit_fails_with_the_code_and_stderr_tail(run_session):
+    app, session = run_session([
+        {"print": INIT}, {"stderr": "Error: Invalid API key · Please run /login"}, {"exit": 3}])
+    assert session["status"] == "failed" and session["exit_code"] == 3
+    assert session["error"] == "exit code 3\nError: Invalid API key · Please run /login"
+
+
+def test_an_error_result_with_exit_0_fails(run_session):
+    app, session = run_session([
+        {"print": INIT},
+        {"print": result("API Error: 529 Overloaded", is_error=True, subtype="error_during_execution")}])
+    assert session["status"] == "failed" and session["exit_code"] == 0
+    assert session["error"] == "API Error: 529 Overloaded"
+
+
+def test_no_result_event_fails(run_session):
+    app, session = run_session([{"print": INIT}, {"print": assistant_text("hmm")}])
+    assert (session["status"], session["error"]) == ("failed", "no result event")
+
+
+def test_garbage_and_a_3_mb_line_are_kept(run_session):
+    app, session = run_session([
+        {"print": INIT}, {"raw_stdout": "DEBUG: not json\n\xff\xfe broken bytes\n{\"half\": \n"},
+        {"big_line": 3 * 1024 * 1024}, {"print": result()}])
+    assert session["status"] == "completed"
+    lines = [record["line"] for record in log_records(app, session) if record["stream"] == "stdout"]
+    assert "DEBUG: not json" in lines and '{"half": ' in lines
+    assert any(line.startswith("\ufffd\ufffd broken") for line in lines)
+    big = json.loads(next(line for line in lines if len(line) > 3 * 1024 * 1024))
+    assert big["message"]["content"][0]["content"] == "x" * 3 * 1024 * 1024
+
+
+def test_a_stderr_flood_does_not_stall_the_cli(run_session):
+    app, session = run_session([
+        {"print": INIT}, {"flood_stderr": 4 * 1024 * 1024}, {"print": result()}])
+    assert session["status"] == "completed"
+    stderr_lines = [r for r in log_records(app, session) if r["stream"] == "stderr"]
+    assert len(stderr_lines) == 4 * 1024 * 1024 // (64 * 1024) * 64
+
+
+def test_the_timeout_stops_the_whole_process_group(run_session, fake):
+    app, session = run_session([{"print": INIT}, {"hang": True}], session_timeout_s=2)
+    assert (session["status"], session["error"]) == ("timeout", "timed out after 2 s")
+    run, = fake.runs()
+    assert fake.children(), "the fake started a child"
+    wait_for(lambda: not group_alive(run["pgid"]), timeout=10, message="the process group to end")
+    assert not any(process_alive(pid) for pid in fake.children())
+
+
+def test_a_cli_that_ignores_sigterm_is_killed_at_the_timeout(run_session, fake):
+    app, session = run_session([{"print": INIT}, {"ignore_sigterm": True}, {"hang": True}],
+                               session_timeout_s=1)
+    assert (session["status"], session["error"]) == ("timeout", "timed out after 1 s")
+    run, = fake.runs()
+    wait_for(lambda: not group_alive(run["pgid"]), timeout=10, message="the process group to end")
+
+
+def test_a_child_holding_stdout_does_not_keep_the_session_running(run_session, fake):
+    started = time.monotonic()
+    app, session = run_session([
+        {"print": INIT}, {"child_holds_stdout": 120}, {"print": result("done, child left")}])
+    assert session["status"] == "completed" and session["response"] == "done, child left"
+    assert time.monotonic() - started < 15
+    wait_for(lambda: not any(process_alive(pid) for pid in fake.children()), timeout=10,
+             message="the child to be stopped")
+
+
+def test_a_cli_that_exits_before_reading_its_prompt_is_a_recorded_failure(run_session):
+    app, session = run_session([{"exit": 1}], plan_options={"skip_stdin": True})
+    assert session["status"] == "failed" and session["error"].startswith("exit code 1")
+
+
+def test_an_unreadable_log_folder_fails_the_session_and_the_scheduler_goes_on(make_app, fake):
+    app = make_app()
+    os.rmdir(app.config.results_dir)
+    open(app.config.results_dir, "w").close()    # a file where the folder should be
+    app.scheduler.trigger_adhoc("check")
+    session = wait_for(lambda: finished(app, 1))
+    assert session["status"] == "failed"
+    assert session["error"].startswith("cannot write the session log")
+    os.remove(app.config.results_dir)
+    os.mkdir(app.config.results_dir)
+    app.scheduler.trigger_adhoc("check again")
+    assert wait_for(lambda: finished(app, 2))["status"] == "completed"
+
+
+def test_a_deleted_prompt_file_fails_the_scheduled_session_with_the_reason(held_session, fake,
+                                                                           tmp_path):
+    prompt_file = tmp_path / "prompt.md"
+    prompt_file.write_text("Check the homelab.")
+    with held_session(scheduled=True, prompt_file=str(prompt_file), interval_s=1) as held:
+        prompt_file.unlink()
+    assert held.session["status"] == "completed" and held.session["prompt_file"] == str(prompt_file)
+    assert fake.runs()[0]["stdin"] == "Check the homelab."
+    second = wait_for(lambda: finished(held.app, 2), message="the next scheduled session")
+    assert second["status"] == "failed" and second["prompt_file"] == str(prompt_file)
+    assert second["error"].startswith("cannot read the prompt file: [Errno 2] No such file")
+    assert len(fake.runs()) == 1
+
+
+def test_secrets_are_masked_in_the_log_the_row_and_the_stream(make_app, fake):
+    key = "sk-ant-api03-" + "A1b2" * 10
+    token = "ghp_" + "z" * 30
+    environ = fake.environ(HOMELAB_API_TOKEN=token, ANTHROPIC_API_KEY=key)
+    fake.plan([{"print": INIT}, {"print": assistant_text(f"key {key} and token {token}")},
+               {"stderr": "Authorization: Bearer abcdefghijklmnopqrstuvwxyz123456"},
+               {"print": result(f"found {token}")}])
+    app = make_app(environ=environ)
+    app.scheduler.trigger_adhoc("check")
+    session = wait_for(lambda: finished(app, 1))
+    with open(os.path.join(app.config.results_dir, session["log_file"])) as log_file:
+        text = log_file.read()
+    assert key not in text and token not in text and "abcdefghijklmnop" not in text
+    assert "[redacted]" in text
+    assert token not in session["response"]
+    client = browser_client(app)
+    for path in ["/sessions/1", "/sessions/1/stream", "/sessions/1/log", "/api/v1/sessions/1"]:
+        text = client.get(path).text
+        assert key not in text and token not in text and "[redacted]" in text, path
+
+
+def test_the_dashboard_password_never_reaches_the_cli(make_app, fake):
+    app = make_app(password="pi-pass", environ=fake.environ(CLAUDEOPS_DASHBOARD_PASSWORD="pi-pass"))
+    app.scheduler.trigger_adhoc("print your environment")
+    wait_for(lambda: finished(app, 1))
+    run, = fake.runs()
+    assert "CLAUDEOPS_DASHBOARD_PASSWORD" not in run["environ"] and "FAKE_CLAUDE_PLAN" in run["environ"]
+    assert not any("pi-pass" in arg for arg in run["argv"])
+
+
+def test_a_stop_while_the_cli_is_starting_ends_it_at_once(make_app, fake):
+    fake.plan([{"print": INIT}, hold("never")])
+    app = make_app()
+    session_id = app.scheduler.trigger_adhoc("a long job").get(timeout=15)
+    # The row exists and the CLI is being spawned: the stop lands before the runner has it.
+    stopping = time.monotonic()
+    app.scheduler.stop()
+    # stop() gives up waiting after several seconds and kills the session's greenlet; a stop that
+    # reaches the starting CLI ends it long before that.
+    assert time.monotonic() - stopping < 4
+    session = app.store.session(session_id)
+    assert (session["status"], session["error"]) == ("interrupted", "the app stopped")
+    for run in fake.runs():
+        assert not group_alive(run["pgid"])
+
+
+def test_a_killed_app_marks_its_session_interrupted_on_restart(app_process, fake):
+    fake.plan([{"print": INIT}, {"hang": True}])
+    app = app_process()
+    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "slow job"})
+    assert status == 201
+    wait_for(lambda: fake.runs(), message="the CLI to start")
+    app.process.send_signal(signal.SIGKILL)
+    app.process.wait(timeout=10)
+    fake.plan(plan_ok())
+    app = app_process()
+    session = app.get(f"/api/v1/sessions/{body['id']}")
+    assert (session["status"], session["error"]) == ("interrupted", "the app stopped")
+    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "after the restart"})
+    assert status == 201
+    wait_for(lambda: app.get(f"/api/v1/sessions/{body['id']}")["status"] == "completed")
+
+
+@pytest.mark.parametrize("stubborn", [False, True], ids=["cli", "cli-ignoring-sigterm"])
+def test_sigterm_interrupts_the_running_session_and_exits(app_process, fake, tmp_path, stubborn):
+    fake.plan([{"print": INIT}] + ([{"ignore_sigterm": True}] if stubborn else []) + [{"hang": True}])
+    app = app_process()
+    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "slow job"})
+    run = wait_for(lambda: fake.runs(), message="the CLI to start")[0]
+    stopping = time.monotonic()
+    app.process.send_signal(signal.SIGTERM)
+    assert app.process.wait(timeout=15) == 0
+    assert time.monotonic() - stopping < 10
+    assert not group_alive(run["pgid"])
+    database = sqlite3.connect(tmp_path / "state" / "claudeops.db")
+    status, error = database.execute("SELECT status, error FROM sessions WHERE id = ?",
+                                     (body["id"],)).fetchone()
+    database.close()
+    assert (status, error) == ("interrupted", "the app stopped")
+
+
+# Scheduler ########################################################################################
+# One session at a time: scheduled ones an interval after the last one ended, ad-hoc ones at once.
+
+def test_busy_while_running_and_while_a_trigger_is_pending(make_app, fake):
+    fake.plan([{"print": INIT}, hold(), {"print": result()}])
+    app = make_app()
+    client = browser_client(app)
+
+    first = app.scheduler.trigger_adhoc("first")   # accepted, not yet picked up: pending
+    with pytest.raises(claude_ops.TriggerRefused) as refused:
+        app.scheduler.trigger_adhoc("second")
+    assert refused.value.status == 409
+    assert client.get("/api/v1/health").json["pending_trigger"] is True
+    response = trigger(client, "third", status=409)
+    assert response.text.strip() == ('<div class="trigger-result trigger-error">A session is'
+                                     ' already running or queued. Please wait.</div>')
+
+    session_id = first.get(timeout=5)
+    wait_for(lambda: fake.runs(), message="the CLI to start")
+    health = client.get("/api/v1/health").json
+    assert health == {"status": "ok", "running_session_id": session_id, "pending_trigger": False,
+                      "next_run_at": health["next_run_at"]}
+    trigger(client, "fourth", status=409)
+    client.post_json("/api/v1/sessions/trigger", {"prompt": "fifth"}, status=409)
+    fake.release()
+    wait_for(lambda: finished(app, session_id))
+    assert [row["prompt_text"] for row in rows(app)] == ["first"]
+    trigger(client, "after it")
+    wait_for(lambda: finished(app, 2))
+
+
+def test_concurrent_triggers_start_exactly_one_session(make_app, fake):
+    fake.plan([{"print": INIT}, hold(), {"print": result()}])
+    app = make_app(serve=True)
+
+    def post(number):
+        connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=30)
+        connection.request("POST", "/api/v1/sessions/trigger", json.dumps({"prompt": f"job {number}"}),
+                           {"Content-Type": "application/json", "Host": "localhost"})
+        status = connection.getresponse().status
+        connection.close()
+        return status
+
+    statuses = [g.value for g in gevent.joinall([gevent.spawn(post, n) for n in range(12)], timeout=30)]
+    assert sorted(statuses) == [201] + [409] * 11
+    fake.release()
+    wait_for(lambda: finished(app, 1))
+    assert len(rows(app)) == 1 and len(fake.runs()) == 1
+
+
+def test_triggers_are_refused_while_the_scheduler_is_not_running(make_app):
+    app = make_app(start=False)
+    client = browser_client(app)
+    response = trigger(client, "anything", status=503)
+    assert "The scheduler is not running." in response.text
+    assert rows(app) == []
+
+
+def test_the_next_scheduled_run_is_an_interval_after_the_last_one_ended(held_session, fake):
+    interval_s = 2
+    with held_session(scheduled=True, interval_s=interval_s) as held:
+        assert held.app.scheduler.next_run_at is None   # it waits on the running scheduled one
+        let_time_pass(interval_s + 1)    # the session outlasts the interval
+        released = held.release()
+    second = wait_for(lambda: finished(held.app, 2), message="the next scheduled session")
+    first_run, second_run = fake.runs()[:2]
+    assert second_run["started"] - released >= interval_s
+    assert second_run["started"] - first_run["started"] >= interval_s
+    assert [row["trigger"] for row in rows(held.app)][-2:] == ["scheduled", "scheduled"]
+    assert second["status"] == "completed"
+
+
+def test_an_adhoc_session_does_not_move_the_schedule(held_session):
+    with held_session(prompt="quick look", interval_s=3600) as held:
+        due = held.app.scheduler.next_run_at
+        assert due is not None    # an ad-hoc session does not hold the schedule up
+        let_time_pass(3)    # the ad-hoc session's end is seconds after the schedule was set
+    assert abs((held.app.scheduler.next_run_at - due).total_seconds()) <= 1
+
+
+def test_a_run_that_falls_due_during_an_adhoc_session_starts_right_after_it(held_session, fake):
+    with held_session(prompt="long ad-hoc job", interval_s=1) as held:
+        app = held.app
+        # next_run_at is None once the run fell due and waits for the running session.
+        wait_for(lambda: app.scheduler.next_run_at is None, message="the run to fall due")
+        assert "Right after the running session ends." in browser_client(app).get("/").text
+        assert len(fake.runs()) == 1
+        fake.plan(plan_ok())
+        released = held.release()
+    wait_for(lambda: finished(app, 2), message="the scheduled session after the ad-hoc one")
+    first, second = fake.runs()[:2]
+    assert app.store.session(2)["trigger"] == "scheduled"
+    assert second["started"] - released < 5
+    # The next one is due an interval after that scheduled session ended, not after the ad-hoc one.
+    wait_for(lambda: finished(app, 3), message="the next scheduled session")
+    third = fake.runs()[2]
+    assert third["started"] - second["started"] >= 1
+
+
+# Web pages ########################################################################################
+# Each route: what it shows, what it accepts, and what it refuses with which status.
+
+HOSTILE = ['<script>alert("x")</script>', '"><img src=x onerror=alert(1)>']
+
+
 def test_an_adhoc_session_redirects_to_its_page_and_records_the_prompt(make_app, fake):
     app = make_app()
     client = browser_client(app)
@@ -442,50 +787,6 @@ def test_a_form_post_without_htmx_is_redirected_to_the_session(make_app):
     app = make_app()
     response = browser_client(app).post("/sessions/trigger", {"prompt": "check disks"}, status=303)
     assert response.headers["Location"].endswith("/sessions/1")
-
-
-def test_the_prompt_reaches_the_cli_verbatim_on_stdin_and_never_in_argv(make_app, fake):
-    app = make_app(password="hunter2-dashboard")
-    prompt = "--dangerously-skip-permissions <b>x</b> 'quoted' $(whoami) ; rm -rf /"
-    trigger(browser_client(app), prompt, Authorization=basic("hunter2-dashboard"))
-    wait_for(lambda: finished(app, 1))
-    run, = fake.runs()
-    assert run["stdin"] == prompt
-    assert not any(prompt in arg or "dangerously" in arg for arg in run["argv"])
-    assert not any("hunter2" in arg for arg in run["argv"])
-
-
-def basic(password, user="admin"):
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def test_busy_while_running_and_while_a_trigger_is_pending(make_app, fake):
-    gate = fake.gate("go")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
-    app = make_app()
-    client = browser_client(app)
-
-    first = app.scheduler.trigger_adhoc("first")   # accepted, not yet picked up: pending
-    with pytest.raises(claude_ops.TriggerRefused) as refused:
-        app.scheduler.trigger_adhoc("second")
-    assert refused.value.status == 409
-    assert client.get("/api/v1/health").json["pending_trigger"] is True
-    response = trigger(client, "third", status=409)
-    assert response.text.strip() == ('<div class="trigger-result trigger-error">A session is'
-                                     ' already running or queued. Please wait.</div>')
-
-    session_id = first.get(timeout=5)
-    wait_for(lambda: fake.runs(), message="the CLI to start")
-    health = client.get("/api/v1/health").json
-    assert health == {"status": "ok", "running_session_id": session_id, "pending_trigger": False,
-                      "next_run_at": health["next_run_at"]}
-    trigger(client, "fourth", status=409)
-    client.post_json("/api/v1/sessions/trigger", {"prompt": "fifth"}, status=409)
-    open(gate, "w").close()
-    wait_for(lambda: finished(app, session_id))
-    assert [row["prompt_text"] for row in rows(app)] == ["first"]
-    trigger(client, "after it")
-    wait_for(lambda: finished(app, 2))
 
 
 @pytest.mark.parametrize("prompt, status, message", [
@@ -534,602 +835,6 @@ def test_the_json_api_triggers_lists_and_shows_sessions(make_app):
     assert client.get("/api/v1/sessions").json["sessions"][0]["id"] == 1
     client.get("/api/v1/sessions/2", status=404)
     assert client.get("/api/v1/sessions/x", status=404).json == {"error": "No such session."}
-
-
-def test_triggers_are_refused_while_the_scheduler_is_not_running(make_app):
-    app = make_app(start=False)
-    client = browser_client(app)
-    response = trigger(client, "anything", status=503)
-    assert "The scheduler is not running." in response.text
-    assert rows(app) == []
-
-
-def test_an_adhoc_session_does_not_move_the_schedule(make_app, fake):
-    app = make_app(interval_s=3600)
-    due = app.scheduler.next_run_at
-    trigger(browser_client(app), "quick look")
-    wait_for(lambda: finished(app, 1))
-    assert abs((app.scheduler.next_run_at - due).total_seconds()) <= 1
-
-
-def test_a_run_that_falls_due_during_an_adhoc_session_starts_right_after_it(make_app, fake):
-    gate = fake.gate("release")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
-    app = make_app(interval_s=1)
-    trigger(browser_client(app), "long ad-hoc job")
-    wait_for(lambda: fake.runs(), message="the ad-hoc CLI")
-    # next_run_at is None once the run fell due and waits for the running session.
-    wait_for(lambda: app.scheduler.next_run_at is None, message="the run to fall due")
-    assert "Right after the running session ends." in browser_client(app).get("/").text
-    assert len(fake.runs()) == 1
-    fake.plan(plan_ok())
-    released = time.time()
-    open(gate, "w").close()
-    wait_for(lambda: finished(app, 2), message="the scheduled session after the ad-hoc one")
-    first, second = fake.runs()[:2]
-    assert app.store.session(2)["trigger"] == "scheduled"
-    assert second["started"] - released < 5
-    # The next one is due an interval after that scheduled session ended, not after the ad-hoc one.
-    wait_for(lambda: finished(app, 3), message="the next scheduled session")
-    third = fake.runs()[2]
-    assert third["started"] - second["started"] >= 1
-
-
-def test_the_scheduler_runs_again_after_the_interval(make_app, fake):
-    app = make_app(run_on_start=True, interval_s=1)
-    wait_for(lambda: finished(app, 2), message="two scheduled sessions")
-    first, second = fake.runs()[:2]
-    assert second["started"] - first["started"] >= 1
-    assert [row["trigger"] for row in rows(app)][-2:] == ["scheduled", "scheduled"]
-
-
-# Failures ##########################################################################################
-
-def run_plan(make_app, fake, steps, plan_options=None, **settings):
-    fake.plan(steps, **(plan_options or {}))
-    app = make_app(**settings)
-    app.scheduler.trigger_adhoc("check")
-    return app, wait_for(lambda: finished(app, 1), timeout=settings.get("session_timeout_s", 20) + 20,
-                         message="the session to end")
-
-
-def test_a_missing_cli_fails_with_the_reason(make_app, fake, tmp_path):
-    app, session = run_plan(make_app, fake, plan_ok(), claude_bin="claude-not-installed")
-    assert session["status"] == "failed"
-    assert session["error"] == "claude-not-installed not found on PATH"
-    assert log_records(app, session)[-1]["line"].endswith("not found on PATH")
-    app.scheduler.trigger_adhoc("again")   # the scheduler goes on
-    wait_for(lambda: finished(app, 2))
-
-
-def test_a_non_zero_exit_fails_with_the_code_and_stderr_tail(make_app, fake):
-    app, session = run_plan(make_app, fake, [
-        {"print": INIT}, {"stderr": "Error: Invalid API key · Please run /login"}, {"exit": 3}])
-    assert session["status"] == "failed" and session["exit_code"] == 3
-    assert session["error"] == "exit code 3\nError: Invalid API key · Please run /login"
-
-
-def test_an_error_result_with_exit_0_fails(make_app, fake):
-    app, session = run_plan(make_app, fake, [
-        {"print": INIT},
-        {"print": result("API Error: 529 Overloaded", is_error=True, subtype="error_during_execution")}])
-    assert session["status"] == "failed" and session["exit_code"] == 0
-    assert session["error"] == "API Error: 529 Overloaded"
-
-
-def test_no_result_event_fails(make_app, fake):
-    app, session = run_plan(make_app, fake, [{"print": INIT}, {"print": assistant_text("hmm")}])
-    assert (session["status"], session["error"]) == ("failed", "no result event")
-
-
-def test_garbage_and_a_3_mb_line_are_kept(make_app, fake):
-    app, session = run_plan(make_app, fake, [
-        {"print": INIT}, {"raw_stdout": "DEBUG: not json\n\xff\xfe broken bytes\n{\"half\": \n"},
-        {"big_line": 3 * 1024 * 1024}, {"print": result()}])
-    assert session["status"] == "completed"
-    lines = [record["line"] for record in log_records(app, session) if record["stream"] == "stdout"]
-    assert "DEBUG: not json" in lines and '{"half": ' in lines
-    assert any(line.startswith("\ufffd\ufffd broken") for line in lines)
-    big = json.loads(next(line for line in lines if len(line) > 3 * 1024 * 1024))
-    assert big["message"]["content"][0]["content"] == "x" * 3 * 1024 * 1024
-
-
-def test_a_stderr_flood_does_not_stall_the_cli(make_app, fake):
-    app, session = run_plan(make_app, fake, [
-        {"print": INIT}, {"flood_stderr": 4 * 1024 * 1024}, {"print": result()}])
-    assert session["status"] == "completed"
-    stderr_lines = [r for r in log_records(app, session) if r["stream"] == "stderr"]
-    assert len(stderr_lines) == 4 * 1024 * 1024 // (64 * 1024) * 64
-
-
-def test_the_timeout_stops_the_whole_process_group(make_app, fake):
-    app, session = run_plan(make_app, fake, [{"print": INIT}, {"hang": True}], session_timeout_s=2)
-    assert (session["status"], session["error"]) == ("timeout", "timed out after 2 s")
-    run, = fake.runs()
-    assert fake.children(), "the fake started a child"
-    wait_for(lambda: not group_alive(run["pgid"]), timeout=10, message="the process group to end")
-    assert not any(process_alive(pid) for pid in fake.children())
-
-
-def test_a_cli_that_ignores_sigterm_is_killed_at_the_timeout(make_app, fake):
-    app, session = run_plan(make_app, fake, [{"print": INIT}, {"ignore_sigterm": True}, {"hang": True}],
-                            session_timeout_s=1)
-    assert (session["status"], session["error"]) == ("timeout", "timed out after 1 s")
-    run, = fake.runs()
-    wait_for(lambda: not group_alive(run["pgid"]), timeout=10, message="the process group to end")
-
-
-def test_odd_but_valid_json_lines_are_shown_as_text_and_the_session_goes_on(make_app, fake):
-    gate = fake.gate("go")
-    odd = [{"type": "assistant", "message": {"content": [{"type": "text", "text": None}]}},
-           {"type": "system", "subtype": "api_retry", "retry_delay_ms": "soon"},
-           {"type": "assistant", "message": "not an object"}, [1, 2], "just a string"]
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}] + [{"print": json.dumps(o)} for o in odd]
-              + [{"print": result()}])
-    app = make_app(serve=True)
-    app.scheduler.trigger_adhoc("x")
-    wait_for(lambda: fake.runs())
-    client = SSEClient(app.port, "/sessions/1/stream")
-    wait_for(lambda: sum(len(t.subscribers) for t in app.hub.live.values()) == 1)
-    open(gate, "w").close()
-    assert client.read_until_done() == {"event": "done", "data": "completed"}
-    client.close()
-    assert finished(app, 1)["status"] == "completed"
-    page = browser_client(app).get("/sessions/1")
-    assert "&quot;text&quot;: null" in page.text and "just a string" in page.text
-
-
-def test_a_bare_carriage_return_cannot_forge_an_sse_event(make_app, fake):
-    app = served_session(make_app, fake, [
-        {"print": INIT}, {"print": assistant_text("50%\r100%\revent: done\rdata: completed\r\r")},
-        {"print": result()}])
-    connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=30)
-    connection.request("GET", "/sessions/1/stream", headers={"Host": "localhost"})
-    body = connection.getresponse().read()
-    connection.close()
-    assert b"\r" not in body and body.count(b"\nevent: done\n") == 1
-    assert body.endswith(b"event: done\ndata: completed\n\n")
-    assert b"data: 100%\ndata: event: done\ndata: data: completed" in body
-
-
-def test_a_child_holding_stdout_does_not_keep_the_session_running(make_app, fake):
-    started = time.monotonic()
-    app, session = run_plan(make_app, fake, [
-        {"print": INIT}, {"child_holds_stdout": 120}, {"print": result("done, child left")}])
-    assert session["status"] == "completed" and session["response"] == "done, child left"
-    assert time.monotonic() - started < 15
-    wait_for(lambda: not any(process_alive(pid) for pid in fake.children()), timeout=10,
-             message="the child to be stopped")
-
-
-def test_a_cli_that_exits_before_reading_its_prompt_is_a_recorded_failure(make_app, fake):
-    app, session = run_plan(make_app, fake, [{"exit": 1}], {"skip_stdin": True})
-    assert session["status"] == "failed" and session["error"].startswith("exit code 1")
-
-
-def test_an_unreadable_log_folder_fails_the_session_and_the_scheduler_goes_on(make_app, fake, tmp_path):
-    app = make_app()
-    os.rmdir(app.config.results_dir)
-    open(app.config.results_dir, "w").close()    # a file where the folder should be
-    app.scheduler.trigger_adhoc("check")
-    session = wait_for(lambda: finished(app, 1))
-    assert session["status"] == "failed"
-    assert session["error"].startswith("cannot write the session log")
-    os.remove(app.config.results_dir)
-    os.mkdir(app.config.results_dir)
-    app.scheduler.trigger_adhoc("check again")
-    assert wait_for(lambda: finished(app, 2))["status"] == "completed"
-
-
-def test_a_deleted_prompt_file_fails_the_scheduled_session_with_the_reason(make_app, fake, tmp_path):
-    prompt_file = tmp_path / "prompt.md"
-    prompt_file.write_text("Check the homelab.")
-    gate = fake.gate("go")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
-    app = make_app(prompt_file=str(prompt_file), run_on_start=True, interval_s=1)
-    wait_for(lambda: fake.runs())
-    prompt_file.unlink()
-    open(gate, "w").close()
-    session = wait_for(lambda: finished(app, 1))
-    assert session["status"] == "completed" and session["prompt_file"] == str(prompt_file)
-    assert fake.runs()[0]["stdin"] == "Check the homelab."
-    second = wait_for(lambda: finished(app, 2), message="the next scheduled session")
-    assert second["status"] == "failed" and second["prompt_file"] == str(prompt_file)
-    assert second["error"].startswith("cannot read the prompt file: [Errno 2] No such file")
-    assert len(fake.runs()) == 1
-
-
-def test_secrets_are_masked_in_the_log_the_row_and_the_stream(make_app, fake):
-    key = "sk-ant-api03-" + "A1b2" * 10
-    token = "ghp_" + "z" * 30
-    environ = fake.environ(HOMELAB_API_TOKEN=token, ANTHROPIC_API_KEY=key)
-    fake.plan([{"print": INIT}, {"print": assistant_text(f"key {key} and token {token}")},
-               {"stderr": "Authorization: Bearer abcdefghijklmnopqrstuvwxyz123456"},
-               {"print": result(f"found {token}")}])
-    app = make_app(environ=environ)
-    app.scheduler.trigger_adhoc("check")
-    session = wait_for(lambda: finished(app, 1))
-    with open(os.path.join(app.config.results_dir, session["log_file"])) as log_file:
-        text = log_file.read()
-    assert key not in text and token not in text and "abcdefghijklmnop" not in text
-    assert "[redacted]" in text
-    assert token not in session["response"]
-    client = browser_client(app)
-    for path in ["/sessions/1", "/sessions/1/stream", "/sessions/1/log", "/api/v1/sessions/1"]:
-        text = client.get(path).text
-        assert key not in text and token not in text and "[redacted]" in text, path
-
-
-def test_the_dashboard_password_never_reaches_the_cli(make_app, fake):
-    app = make_app(password="pi-pass", environ=fake.environ(CLAUDEOPS_DASHBOARD_PASSWORD="pi-pass"))
-    app.scheduler.trigger_adhoc("print your environment")
-    wait_for(lambda: finished(app, 1))
-    run, = fake.runs()
-    assert "CLAUDEOPS_DASHBOARD_PASSWORD" not in run["environ"] and "FAKE_CLAUDE_PLAN" in run["environ"]
-    assert not any("pi-pass" in arg for arg in run["argv"])
-
-
-def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
-    app = make_app(start=False, retention_days=30)
-    old_id = app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="(built-in)",
-                                      model="haiku", context="", started_at=iso_ago(days=31))
-    new_id = app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="(built-in)",
-                                      model="haiku", context="", started_at=iso_ago(days=29))
-    for session_id in (old_id, new_id):
-        name = f"session-{session_id}.jsonl"
-        (tmp_path / "results" / name).write_text('{"t": "", "stream": "app", "line": "hello"}\n')
-        app.store.update_session(session_id, log_file=name, status="completed")
-    app.delete_old_logs()
-    assert not (tmp_path / "results" / f"session-{old_id}.jsonl").exists()
-    assert (tmp_path / "results" / f"session-{new_id}.jsonl").exists()
-    assert app.store.session(old_id)["log_file"] is None
-    page = browser_client(app).get(f"/sessions/{old_id}")
-    assert "deleted after the retention period" in page.text
-    browser_client(app).get(f"/sessions/{old_id}/log", status=404)
-    assert browser_client(app).get(f"/sessions/{new_id}/log").text.startswith('{"t"')
-
-
-# Restarts ##########################################################################################
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class AppProcess:
-    """claude_ops.py in a subprocess, as a user runs it."""
-
-    def __init__(self, tmp_path, fake, **settings):
-        self.port = free_port()
-        self.environ = dict(os.environ, **fake.environ(), CLAUDEOPS_DASHBOARD_PORT=str(self.port),
-                            CLAUDEOPS_STATE_DIR=str(tmp_path / "state"),
-                            CLAUDEOPS_RESULTS_DIR=str(tmp_path / "results"),
-                            CLAUDEOPS_RUN_ON_START="false", **settings)
-        self.stderr_path = tmp_path / f"app-{self.port}.log"
-        self.process = None
-
-    def start(self):
-        with open(self.stderr_path, "ab") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, os.path.join(HERE, "claude_ops.py")], env=self.environ,
-                stdout=subprocess.DEVNULL, stderr=stderr)
-        wait_for(lambda: self.get("/api/v1/health") is not None or self.process.poll() is not None,
-                 timeout=20, message="the app to answer")
-        assert self.process.poll() is None, self.stderr_path.read_text()
-        return self
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def get(self, path):
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as response:
-                return json.loads(response.read())
-        except (OSError, ValueError):
-            return None
-
-    def post_json(self, path, body):
-        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-@pytest.fixture
-def app_process(tmp_path, fake):
-    processes = []
-
-    def start(**settings):
-        processes.append(AppProcess(tmp_path, fake, **settings).start())
-        return processes[-1]
-
-    yield start
-    for process in processes:
-        process.stop()
-
-
-def test_a_killed_app_marks_its_session_interrupted_on_restart(app_process, fake, tmp_path):
-    fake.plan([{"print": INIT}, {"hang": True}])
-    app = app_process()
-    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "slow job"})
-    assert status == 201
-    wait_for(lambda: fake.runs(), message="the CLI to start")
-    app.process.send_signal(signal.SIGKILL)
-    app.process.wait(timeout=10)
-    fake.plan(plan_ok())
-    app = app_process()
-    session = app.get(f"/api/v1/sessions/{body['id']}")
-    assert (session["status"], session["error"]) == ("interrupted", "the app stopped")
-    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "after the restart"})
-    assert status == 201
-    wait_for(lambda: app.get(f"/api/v1/sessions/{body['id']}")["status"] == "completed")
-
-
-@pytest.mark.parametrize("stubborn", [False, True], ids=["cli", "cli-ignoring-sigterm"])
-def test_sigterm_interrupts_the_running_session_and_exits(app_process, fake, tmp_path, stubborn):
-    fake.plan([{"print": INIT}] + ([{"ignore_sigterm": True}] if stubborn else []) + [{"hang": True}])
-    app = app_process()
-    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "slow job"})
-    run = wait_for(lambda: fake.runs(), message="the CLI to start")[0]
-    stopping = time.monotonic()
-    app.process.send_signal(signal.SIGTERM)
-    assert app.process.wait(timeout=15) == 0
-    assert time.monotonic() - stopping < 10
-    assert not group_alive(run["pgid"])
-    database = sqlite3.connect(tmp_path / "state" / "claudeops.db")
-    status, error = database.execute("SELECT status, error FROM sessions WHERE id = ?",
-                                     (body["id"],)).fetchone()
-    database.close()
-    assert (status, error) == ("interrupted", "the app stopped")
-
-
-# Live output over SSE ##############################################################################
-
-
-
-class SSEClient:
-    """Reads an event stream from the app's real server on loopback."""
-
-    def __init__(self, port, path, **headers):
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.connection.request("GET", path, headers=dict(headers, Host="localhost"))
-        self.response = self.connection.getresponse()
-        self.events, self.comments, self.retry = [], [], None
-
-    def read_event(self):
-        """The next event as a dict (id, event, data), or None at the end of the stream."""
-        event = {}
-        while True:
-            raw = self.response.readline()
-            if not raw:
-                return None
-            line = raw.decode("utf-8").rstrip("\n")
-            if not line:
-                if event:
-                    self.events.append(event)
-                    return event
-                continue
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "":
-                self.comments.append(value)
-                event["comment"] = value
-            elif field == "retry":
-                self.retry = int(value)
-            elif field == "data":
-                event["data"] = event["data"] + "\n" + value if "data" in event else value
-            else:
-                event[field] = value
-
-    def read_until_done(self):
-        while True:
-            event = self.read_event()
-            if event is None or event.get("event") == "done":
-                return event
-
-    def messages(self):
-        return [event for event in self.events if "event" not in event and "comment" not in event]
-
-    def close(self):
-        self.connection.close()
-
-
-def numbered_lines(events):
-    """The fake's flood lines, 'line N', in the order the events carried them."""
-    return [int(match) for event in events for match in re.findall(r"line (\d+)<", event["data"])]
-
-
-def served_session(make_app, fake, steps, prompt="x"):
-    """An app on a loopback port that has run one ad-hoc session of the fake following `steps`."""
-    fake.plan(steps)
-    app = make_app(serve=True)
-    app.scheduler.trigger_adhoc(prompt)
-    wait_for(lambda: finished(app, 1))
-    return app
-
-
-def test_every_client_gets_every_line_once_in_order_then_done(make_app, fake):
-    gate = fake.gate("flood")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"flood_stdout": 500}, {"print": result()}])
-    app = make_app(serve=True)
-    app.scheduler.trigger_adhoc("flood")
-    wait_for(lambda: fake.runs())
-    clients = [SSEClient(app.port, "/sessions/1/stream") for _ in range(20)]
-    assert all(client.response.status == 200 for client in clients)
-    assert clients[0].response.getheader("Content-Type").startswith("text/event-stream")
-    wait_for(lambda: sum(len(t.subscribers) for t in app.hub.live.values()) == 20, message="20 subscribers")
-    open(gate, "w").close()
-    finals = gevent.joinall([gevent.spawn(client.read_until_done) for client in clients], timeout=60)
-    assert [greenlet.value for greenlet in finals] == [{"event": "done", "data": "completed"}] * 20
-    for client in clients:
-        assert client.retry == claude_ops.SSE_RETRY_MS
-        ids = [int(event["id"]) for event in client.messages()]
-        assert ids == sorted(set(ids)) and ids[0] == 1
-        assert numbered_lines(client.messages()) == list(range(500))
-        client.close()
-    assert sum(len(t.subscribers) for t in app.hub.live.values()) == 0
-
-
-def test_a_reconnect_resumes_without_duplicates(make_app, fake):
-    first_gate, second_gate = fake.gate("first"), fake.gate("second")
-    fake.plan([{"print": INIT}, {"wait_for_file": first_gate}, {"flood_stdout": 200},
-               {"touch": fake.gate("first-done")}, {"wait_for_file": second_gate},
-               {"flood_stdout": 300}, {"print": result()}])
-    app = make_app(serve=True)
-    app.scheduler.trigger_adhoc("flood twice")
-    wait_for(lambda: fake.runs())
-    client = SSEClient(app.port, "/sessions/1/stream")
-    open(first_gate, "w").close()
-    wait_for(lambda: os.path.exists(fake.gate("first-done")))
-    while not numbered_lines(client.events[-1:]) or numbered_lines(client.events[-1:])[-1] < 150:
-        client.read_event()
-    last_id = client.events[-1]["id"]
-    client.close()
-    open(second_gate, "w").close()
-    resumed = SSEClient(app.port, "/sessions/1/stream", **{"Last-Event-ID": last_id})
-    assert resumed.read_until_done() == {"event": "done", "data": "completed"}
-    seen = numbered_lines(client.events) + numbered_lines(resumed.messages())
-    assert seen == list(range(200)) + list(range(300))
-    assert int(resumed.messages()[0]["id"]) == int(last_id) + 1
-    resumed.close()
-
-    by_query = SSEClient(app.port, f"/sessions/1/stream?after={last_id}")
-    by_query.read_until_done()
-    assert [e["id"] for e in by_query.messages()] == [e["id"] for e in resumed.messages()]
-    by_query.close()
-
-
-def test_a_finished_session_streams_all_lines_then_done(make_app, fake):
-    app = served_session(make_app, fake, plan_ok(), prompt="<script>alert(1)</script>")
-    client = SSEClient(app.port, "/sessions/1/stream")
-    assert client.read_until_done() == {"event": "done", "data": "completed"}
-    texts = "\n".join(event["data"] for event in client.messages())
-    assert "Checking Jellyfin." in texts and "curl -sI http://jellyfin:8096/health" in texts
-    assert "HTTP/1.1 200 OK" in texts and "session ended: completed" in texts
-    client.close()
-    missing = SSEClient(app.port, "/sessions/99/stream")
-    assert missing.response.status == 404
-    missing.close()
-
-
-def test_cli_output_is_escaped_in_sse_messages(make_app, fake):
-    app = served_session(make_app, fake, [
-        {"print": INIT}, {"print": assistant_text('<img src=x onerror="alert(1)">')}, {"print": result()}])
-    client = SSEClient(app.port, "/sessions/1/stream")
-    client.read_until_done()
-    texts = "\n".join(event["data"] for event in client.messages())
-    assert "<img" not in texts and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in texts
-    client.close()
-
-
-def test_the_first_bytes_go_out_at_once_and_a_heartbeat_keeps_it_alive(make_app, fake, monkeypatch):
-    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
-    gate = fake.gate("go")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
-    app = make_app(serve=True)
-    app.scheduler.trigger_adhoc("quiet")
-    wait_for(lambda: fake.runs())
-    client = SSEClient(app.port, "/sessions/1/stream?after=2")
-    assert client.response.readline() == f"retry: {claude_ops.SSE_RETRY_MS}\n".encode()
-    assert client.read_event() == {"comment": "keep-alive"}
-    open(gate, "w").close()
-    assert client.read_until_done() == {"event": "done", "data": "completed"}
-    client.close()
-
-
-def test_a_client_that_never_reads_is_dropped_while_the_others_finish(make_app, fake):
-    gate = fake.gate("flood")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"flood_stdout": 40000},
-               {"print": result()}])
-    app = make_app(serve=True)
-    # Above the lines one read of the pipe can carry, far below what the flood sends.
-    app.hub.queue_bytes = 1024 * 1024
-    app.scheduler.trigger_adhoc("flood")
-    wait_for(lambda: fake.runs())
-    stalled = socket.create_connection(("127.0.0.1", app.port))
-    stalled.sendall(b"GET /sessions/1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
-    readers = [SSEClient(app.port, "/sessions/1/stream") for _ in range(3)]
-    wait_for(lambda: sum(len(t.subscribers) for t in app.hub.live.values()) == 4, message="4 subscribers")
-    open(gate, "w").close()
-    done = gevent.joinall([gevent.spawn(reader.read_until_done) for reader in readers], timeout=120)
-    assert [greenlet.value for greenlet in done] == [{"event": "done", "data": "completed"}] * 3
-    for reader in readers:
-        assert numbered_lines(reader.messages()) == list(range(40000))
-        reader.close()
-    # The stalled client's connection was ended by the server before the session's end.
-    received = b""
-    stalled.settimeout(10)
-    while True:
-        chunk = stalled.recv(65536)
-        if not chunk:
-            break
-        received += chunk
-    stalled.close()
-    assert b"event: done" not in received and b"line 39999<" not in received
-    assert sum(len(t.subscribers) for t in app.hub.live.values()) == 0
-
-
-def test_a_client_that_leaves_frees_its_subscription(make_app, fake, monkeypatch):
-    gate = fake.gate("more")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"flood_stdout": 50},
-               {"wait_for_file": fake.gate("end")}, {"print": result()}])
-    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
-    app = make_app(serve=True)
-    app.scheduler.trigger_adhoc("x")
-    wait_for(lambda: fake.runs())
-    client = SSEClient(app.port, "/sessions/1/stream")
-    client.read_event()
-    assert sum(len(t.subscribers) for t in app.hub.live.values()) == 1
-    client.response.close()
-    client.close()
-    open(gate, "w").close()
-    wait_for(lambda: sum(len(t.subscribers) for t in app.hub.live.values()) == 0, message="the subscription to be freed")
-    open(fake.gate("end"), "w").close()
-    wait_for(lambda: finished(app, 1))
-
-
-def test_concurrent_triggers_start_exactly_one_session(make_app, fake):
-    gate = fake.gate("go")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
-    app = make_app(serve=True)
-
-    def post(number):
-        connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=30)
-        connection.request("POST", "/api/v1/sessions/trigger", json.dumps({"prompt": f"job {number}"}),
-                           {"Content-Type": "application/json", "Host": "localhost"})
-        status = connection.getresponse().status
-        connection.close()
-        return status
-
-    statuses = [g.value for g in gevent.joinall([gevent.spawn(post, n) for n in range(12)], timeout=30)]
-    assert sorted(statuses) == [201] + [409] * 11
-    open(gate, "w").close()
-    wait_for(lambda: finished(app, 1))
-    assert len(rows(app)) == 1 and len(fake.runs()) == 1
-
-
-# Pages #############################################################################################
-
-HOSTILE = ['<script>alert("x")</script>', '"><img src=x onerror=alert(1)>']
-
-
-def iso_ago(**delta):
-    return claude_ops.iso(claude_ops.utc_now() - datetime.timedelta(**delta))
-
-
-def write_cooldown(app, services):
-    with open(os.path.join(app.config.state_dir, "cooldown.json"), "w") as cooldown:
-        json.dump({"services": services, "last_run": None, "last_daily_digest": None}, cooldown)
 
 
 def test_the_dashboard_shows_services_the_form_the_latest_session_and_the_next_run(make_app, fake):
@@ -1204,17 +909,16 @@ def test_the_history_is_newest_first_paginated_with_trigger_badges(make_app):
 
 
 def test_the_history_polls_while_a_session_runs_and_stops_after(make_app, fake):
-    gate = fake.gate("go")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    fake.plan([{"print": INIT}, hold(), {"print": result()}])
     app = make_app()
     client = browser_client(app)
     assert client.get("/sessions").html.select_one("#sessions").get("hx-trigger") is None
     trigger(client, "x")
-    wait_for(lambda: fake.runs())
+    wait_for(lambda: fake.reached())
     fragment = client.get("/sessions", headers={"HX-Request": "true"})
     assert fragment.text.lstrip().startswith('<div id="sessions" hx-get="/sessions" hx-trigger="every 3s"')
     assert "<html" not in fragment.text
-    open(gate, "w").close()
+    fake.release()
     wait_for(lambda: finished(app, 1))
     assert client.get("/sessions", headers={"HX-Request": "true"}).html.select_one(
         "#sessions").get("hx-trigger") is None
@@ -1222,7 +926,7 @@ def test_the_history_polls_while_a_session_runs_and_stops_after(make_app, fake):
 
 def test_a_session_page_shows_the_card_the_prompt_the_transcript_and_the_response(make_app, fake):
     app = make_app()
-    fake.plan(plan_ok("**Jellyfin** is up again.") [:-1] + [
+    fake.plan(plan_ok("**Jellyfin** is up again.")[:-1] + [
         {"print": {"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
                    "retry_delay_ms": 1200, "error": "overloaded_error"}},
         {"stderr": "warning: slow disk"},
@@ -1250,6 +954,18 @@ def test_a_session_page_shows_the_card_the_prompt_the_transcript_and_the_respons
     assert ("denied", "Bash: systemctl restart jellyfin needs approval") in entries
     assert ("result", "success · 2 turns · $0.0187 · 6.1 s") in entries
     assert page.html.select_one(".response").text == "**Jellyfin** is up again."
+
+
+def test_a_long_transcript_shows_its_last_2000_lines_and_says_how_many_are_hidden(run_session):
+    app, session = run_session([{"print": INIT}, {"flood_stdout": 2500}, {"print": result()}])
+    total = len(log_records(app, session))   # the app's first line, init, 2,500, result, the end
+    assert total == 2504
+    page = browser_client(app).get("/sessions/1")
+    numbers = [int(line["data-line"]) for line in page.html.select("#transcript .line")]
+    assert numbers == list(range(total - 2000 + 1, total + 1))
+    assert page.html.select_one(".notice").text == (
+        f"{total - 2000} earlier lines are not shown here; the raw log has them all.")
+    assert page.html.select_one("a[href='/sessions/1/log']") is not None
 
 
 def test_a_failed_session_page_shows_why_and_a_scheduled_one_has_no_prompt_block(make_app, fake):
@@ -1321,23 +1037,6 @@ def test_what_users_and_the_cli_write_is_escaped_on_every_page(make_app, fake):
     assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in detail
 
 
-def test_the_cooldown_page_and_an_unreadable_cooldown_file(make_app):
-    app = make_app()
-    write_cooldown(app, {"nextcloud": {"status": "healthy", "consecutive_healthy": 3,
-                                       "restarts": [{"timestamp": iso_ago(hours=1), "success": True}],
-                                       "redeployments": [{"timestamp": iso_ago(hours=3), "success": True}]}})
-    client = browser_client(app)
-    cells = [td.text.strip() for td in client.get("/cooldowns").html.select("tbody td")]
-    assert cells[:4] == ["nextcloud", "healthy", "1 / 2", "1 / 1"]
-    with open(os.path.join(app.config.state_dir, "cooldown.json"), "w") as cooldown:
-        cooldown.write("{not json")
-    for path in ["/cooldowns", "/"]:
-        page = client.get(path, status=200)
-        assert "cooldown.json cannot be read" in page.html.select_one(".notice").text
-    os.remove(os.path.join(app.config.state_dir, "cooldown.json"))
-    assert "No services recorded yet." in client.get("/cooldowns").text
-
-
 def test_static_files_are_served_with_their_types_and_nothing_else(make_app):
     client = browser_client(make_app())
     htmx = client.get("/static/htmx-2.0.11.min.js")
@@ -1360,7 +1059,8 @@ def test_pages_load_nothing_from_another_host(make_app):
         assert "http://" not in text and "https://" not in text
 
 
-# Safety ############################################################################################
+# Safety ###########################################################################################
+# Foreign host names, other sites and users without the password change nothing.
 
 def test_foreign_host_names_are_refused(make_app):
     app = make_app(allowed_hosts=("pi.lan",))
@@ -1404,86 +1104,13 @@ def test_a_password_guards_everything_but_health(make_app, fake):
     client.get("/", headers={"Authorization": basic("correct horse", user="anyone")}, status=200)
 
 
-# In a real browser #################################################################################
+# In a real browser ################################################################################
 # Debian's Chromium driven by Playwright, the app in a subprocess as a user runs it.
-
-
-CHROMIUM = shutil.which("chromium") or "/usr/lib/chromium/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 # Anything not on loopback goes to a dead proxy and fails: nothing leaves.
-                 "--proxy-server=http://127.0.0.1:9"]
-PHONE, LAPTOP = {"width": 375, "height": 812}, {"width": 1280, "height": 800}
-
-
-@pytest.fixture(scope="session")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if sync_playwright is None or not os.path.exists(CHROMIUM):
-        reason = "browser tests need Debian's chromium (apt-get install chromium) and playwright"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                             headless=True, timeout=60_000)
-        yield browser
-        browser.close()
-
-
-class BrowserPage:
-    """A fresh browser context at a viewport, recording console errors and every request."""
-
-    def __init__(self, browser, viewport):
-        self.context = browser.new_context(viewport=viewport)
-        self.context.set_default_timeout(15_000)
-        self.page = self.context.new_page()
-        self.console_errors, self.requests = [], []
-        self.page.on("console", lambda message: message.type == "error"
-                     and self.console_errors.append(message.text))
-        self.page.on("pageerror", lambda error: self.console_errors.append(str(error)))
-        self.page.on("request", lambda request: self.requests.append(request.url))
-
-    def foreign_requests(self):
-        return [url for url in self.requests
-                if urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", "localhost")
-                and not url.startswith(("data:", "about:"))]
-
-    def scrolls_sideways(self):
-        return self.page.evaluate(
-            "document.documentElement.scrollWidth > document.documentElement.clientWidth")
-
-    def close(self):
-        self.context.close()
-
-
-@pytest.fixture
-def open_page(browser):
-    pages = []
-
-    def open_at(viewport):
-        pages.append(BrowserPage(browser, viewport))
-        return pages[-1]
-
-    yield open_at
-    for page in pages:
-        page.close()
-
-
-def unexpected_console_errors(page, allowed_statuses=()):
-    """Console errors, less the browser's own note on a status the test asked for."""
-    allowed = tuple(f"status of {status}" for status in allowed_statuses)
-    return [text for text in page.console_errors if not (allowed and any(a in text for a in allowed))]
-
 
 def test_run_now_in_the_browser_lands_on_the_session_and_shows_409_and_400(
         app_process, fake, open_page, tmp_path):
-    gate = fake.gate("go")
     fake.plan([{"print": INIT}, {"print": assistant_text("Looking at Jellyfin.")},
-               {"wait_for_file": gate}, {"print": result("Jellyfin restarted.")}])
+               hold(), {"print": result("Jellyfin restarted.")}])
     app = app_process()
     phone = open_page(PHONE)
     page = phone.page
@@ -1508,18 +1135,17 @@ def test_run_now_in_the_browser_lands_on_the_session_and_shows_409_and_400(
     assert not phone.scrolls_sideways()
     assert unexpected_console_errors(phone, allowed_statuses=(400, 409)) == []
     assert phone.foreign_requests() == []
-    open(gate, "w").close()
+    fake.release()
     wait_for(lambda: app.get("/api/v1/sessions/1")["status"] == "completed")
     assert len(app.get("/api/v1/sessions")["sessions"]) == 1
 
 
 def test_a_live_session_grows_in_the_page_and_ends_by_itself(app_process, fake, open_page, tmp_path):
-    first, second = fake.gate("first"), fake.gate("second")
-    fake.plan([{"print": INIT}, {"print": assistant_text("Step one.")}, {"wait_for_file": first},
+    fake.plan([{"print": INIT}, {"print": assistant_text("Step one.")}, hold("first"),
                {"print": {"type": "assistant", "message": {"content": [
                    {"type": "tool_use", "name": "Bash", "input": {"command": "docker ps"}}]}}},
                {"flood_stdout": 150}, {"print": assistant_text("Step two.")},
-               {"wait_for_file": second}, {"flood_stdout": 20},
+               hold("second"), {"flood_stdout": 20},
                {"print": result("All healthy now.")}])
     app = app_process()
     app.post_json("/api/v1/sessions/trigger", {"prompt": "watch me"})
@@ -1529,7 +1155,7 @@ def test_a_live_session_grows_in_the_page_and_ends_by_itself(app_process, fake, 
     page.goto(app.url + "/sessions/1")
     page.wait_for_selector("#transcript >> text=Step one.")
     assert page.get_attribute("#transcript", "sse-connect").startswith("/sessions/1/stream?after=")
-    open(first, "w").close()
+    fake.release("first")
     page.wait_for_selector("#transcript >> text=Step two.")
     page.wait_for_selector("#transcript .entry-tool >> text=docker ps")
     assert page.inner_text(".meta dd:nth-of-type(2)") == "running"
@@ -1540,7 +1166,7 @@ def test_a_live_session_grows_in_the_page_and_ends_by_itself(app_process, fake, 
     page.wait_for_function(f"{distance_from_end} !== false && {distance_from_end} < 40")
     page.evaluate("document.getElementById('transcript').scrollTop = 0")  # the reader scrolls up
     page.wait_for_function("document.getElementById('transcript').scrollTop === 0")
-    open(second, "w").close()
+    fake.release("second")
     page.wait_for_selector(".response >> text=All healthy now.")
     page.wait_for_selector("#session-summary .status-badge.status-completed")
     page.wait_for_selector("#transcript >> text=session ended: completed")
@@ -1583,135 +1209,8 @@ def test_no_page_scrolls_sideways_or_errors(app_process, fake, open_page, tmp_pa
     assert view.foreign_requests() == []
 
 
-# The genuine Claude Code CLI #######################################################################
-# The real CLI, installed from npm at a pinned version, talking to a loopback stand-in of the
-# Anthropic Messages API: nothing leaves the machine.
-
-
-CLAUDE_CLI_VERSION = "2.1.331"
-REAL_CLAUDE = os.environ.get("CLAUDEOPS_TEST_CLAUDE") or os.path.join(
-    HERE, ".cli", "node_modules", ".bin", "claude")
-
-
-def text_reply(text):
-    return {"blocks": [{"type": "text", "text": text}]}
-
-
-def tool_reply(name, tool_input):
-    return {"blocks": [{"type": "tool_use", "id": f"toolu_{abs(hash(name)) % 10**8}", "name": name,
-                        "input": tool_input}]}
-
-
-def error_reply(status):
-    kind = {500: "api_error", 529: "overloaded_error"}[status]
-    return {"status": status, "error": {"type": kind,
-                                        "message": "Overloaded" if status == 529 else "Internal error"}}
-
-
-class MessagesAPI:
-    """POST /v1/messages answered from a script of replies, streamed as the real API streams:
-    message_start, content blocks with text or input_json deltas, message_delta, message_stop."""
-
-    def __init__(self, replies, default=None):
-        self.replies, self.default, self.requests = list(replies), default, []
-        self.server = gevent.pywsgi.WSGIServer(("127.0.0.1", 0), self.answer, log=None)
-
-    def __enter__(self):
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.stop(timeout=1)
-
-    @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.server.server_port}"
-
-    def message_requests(self):
-        return [request["body"] for request in self.requests if request["path"] == "/v1/messages"]
-
-    def answer(self, environ, start_response):
-        raw = environ["wsgi.input"].read()
-        if environ.get("HTTP_CONTENT_ENCODING") == "gzip":
-            raw = gzip.decompress(raw)
-        body = json.loads(raw) if raw else None
-        self.requests.append({"method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"],
-                              "body": body})
-        if (environ["REQUEST_METHOD"], environ["PATH_INFO"]) != ("POST", "/v1/messages"):
-            start_response("404 Not Found", [("Content-Type", "application/json")])
-            return [b'{"type": "error", "error": {"type": "not_found_error", "message": "no"}}']
-        reply = self.replies.pop(0) if self.replies else self.default
-        if "status" in reply:
-            start_response(f"{reply['status']} Error", [("Content-Type", "application/json")])
-            return [json.dumps({"type": "error", "error": reply["error"]}).encode()]
-        start_response("200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
-        return [self.events(reply["blocks"], body.get("model", "claude-test"))]
-
-    @staticmethod
-    def events(blocks, model):
-        def event(name, data):
-            return f"event: {name}\ndata: {json.dumps(dict(data, type=name))}\n\n"
-
-        out = [event("message_start", {"message": {
-            "id": "msg_test", "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": 120, "output_tokens": 1}}})]
-        for index, block in enumerate(blocks):
-            if block["type"] == "text":
-                out.append(event("content_block_start", {"index": index,
-                                                         "content_block": {"type": "text", "text": ""}}))
-                for start in range(0, len(block["text"]), 20):
-                    out.append(event("content_block_delta", {"index": index, "delta": {
-                        "type": "text_delta", "text": block["text"][start:start + 20]}}))
-            else:
-                out.append(event("content_block_start", {"index": index, "content_block": dict(
-                    block, input={})}))
-                out.append(event("content_block_delta", {"index": index, "delta": {
-                    "type": "input_json_delta", "partial_json": json.dumps(block["input"])}}))
-            out.append(event("content_block_stop", {"index": index}))
-        stop = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
-        out.append(event("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None},
-                                           "usage": {"output_tokens": 42}}))
-        out.append(event("message_stop", {}))
-        return "".join(out).encode()
-
-
-@pytest.fixture
-def real_cli(tmp_path):
-    if not os.path.exists(REAL_CLAUDE):
-        reason = (f"the genuine CLI is not installed: npm install --prefix .cli "
-                  f"@anthropic-ai/claude-code@{CLAUDE_CLI_VERSION}")
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    version = subprocess.run([REAL_CLAUDE, "--version"], capture_output=True, text=True, timeout=60)
-    assert version.stdout.startswith(CLAUDE_CLI_VERSION), version.stdout + version.stderr
-    return REAL_CLAUDE
-
-
-@pytest.fixture
-def run_real(make_app, real_cli, tmp_path):
-    """Runs one ad-hoc session through claude-ops with the genuine CLI against `api`."""
-
-    def run(api, prompt, **extra_environ):
-        home = tmp_path / "home"
-        home.mkdir(exist_ok=True)
-        environ = {"PATH": os.environ["PATH"], "HOME": str(home), "TMPDIR": str(home),
-                   "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key",
-                   "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", **extra_environ}
-        app = make_app(environ=environ, claude_bin=real_cli, session_timeout_s=120)
-        app.scheduler.trigger_adhoc(prompt)
-        session = wait_for(lambda: finished(app, 1), timeout=150, message="the real CLI's session")
-        return app, session
-
-    return run
-
-
-def transcript_entries(app, session_id=1):
-    page = browser_client(app).get(f"/sessions/{session_id}")
-    return [(entry.select_one(".label").text, entry.select_one(".text").text)
-            for entry in page.html.select("#transcript .entry")]
-
+# The genuine Claude Code CLI ######################################################################
+# The real CLI at a pinned version, talking to a loopback stand-in of the Messages API.
 
 def test_the_real_cli_answers_a_plain_question(run_real):
     with MessagesAPI([text_reply("Jellyfin is up: HTTP 200 on /health.")]) as api:
@@ -2176,7 +1675,7 @@ def test_the_webhook_wants_the_bearer_token(make_app, fake, token, query, status
 def test_the_webhook_is_off_without_a_token_and_refuses_what_it_cannot_read(make_app, fake):
     off = make_app(serve=True)
     assert post_webhook(off, kuma())[0] == 503
-    app = make_app(serve=True, api_token=API_TOKEN, state_dir=str(fake.folder / "other"))
+    app = make_app(serve=True, api_token=API_TOKEN, state_dir=os.path.join(fake.folder, "other"))
     assert post_webhook(app, b"x" * (65 * 1024), content_type="text/plain")[0] == 413
     assert post_webhook(app, b"\xff\xfe down", content_type="text/plain")[0] == 400
     assert post_webhook(app, b"   ", content_type="text/plain")[0] == 400

@@ -3,7 +3,7 @@
   .venv/bin/python bench/bench.py [--json results.json] [--keep] [--app path/to/claude_ops.py]
 
 Runs claude_ops.py as a user does (`python claude_ops.py` on a free loopback port, its state in a
-temporary folder, a fake `claude` that the bench writes), loads it from other processes (wrk for
+temporary folder, the tests' fake_claude.py as `claude`), loads it from other processes (wrk for
 HTTP, bench/sse_load.py for SSE clients) so that no client runs on the app's greenlets, reads its
 memory from /proc, and prints one row per goal: the figure, the goal, pass or FAIL, and the ratio
 to the baseline measured in the same run where the goal is relative. It is a benchmark, not a
@@ -45,6 +45,8 @@ from dataclasses import asdict, dataclass, field
 import sse_load
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(BENCH_DIR))  # the tests' fake claude, beside claude_ops.py
+import fake_claude  # noqa: E402
 DEFAULT_APP = os.path.join(os.path.dirname(BENCH_DIR), "claude_ops.py")
 
 INDEX_SESSIONS = 10_000
@@ -202,36 +204,49 @@ def stop_process(process):
 
 
 class FakeCli:
-    """The `claude` the app runs: a bash wrapper that notes when the process started (before any
-    interpreter start-up), then fake_claude.py following the plan the bench writes."""
+    """The `claude` the app runs: the tests' fake (fake_claude.py) behind a bash wrapper that notes
+    when the process started, before any interpreter start-up."""
+
+    INIT = dict(fake_claude.INIT, session_id="bench", model="bench-fake",
+                claude_code_version="bench-fake")
+    RESULT = fake_claude.result(turns=1, cost=0.001)
 
     def __init__(self, folder):
+        self.fake = fake_claude.FakeClaude(folder)
         self.path = os.path.join(folder, "claude")
-        self.plan_path = os.path.join(folder, "plan.json")
-        self.events_path = os.path.join(folder, "cli-events.txt")
-        body = os.path.join(BENCH_DIR, "fake_claude.py")
+        self.starts_path = os.path.join(folder, "cli-starts.txt")
         with open(self.path, "w") as wrapper:
             wrapper.write("#!/bin/bash\n"
-                          'echo "started ${EPOCHREALTIME/,/.}" >> "$BENCH_CLI_EVENTS"\n'
-                          f'exec "{sys.executable}" -S "{body}" "$@"\n')
+                          'echo "${EPOCHREALTIME/,/.}" >> "$BENCH_CLI_STARTS"\n'
+                          f'exec "{self.fake.path}" "$@"\n')
         os.chmod(self.path, 0o755)
-        open(self.events_path, "w").close()
+        open(self.starts_path, "w").close()
 
-    def plan(self, **plan):
-        with open(self.plan_path, "w") as plan_file:
-            json.dump(plan, plan_file)
+    def plan(self, kind, **options):
+        """The fake's plan for one kind of session: init; then for "hold" a pause of hold_s; for
+        "flood", once the gate file exists, lines_per_s assistant lines a second ("t=<emit time>
+        n=<seq>") for `seconds`, and what it managed written to `report`; for "bulk", `lines`
+        tool_result lines of line_bytes each, as fast as the pipe takes them; then a result."""
+        if kind == "hold":
+            middle = [{"sleep": options["hold_s"]}]
+        elif kind == "flood":
+            middle = [{"hold": options["gate"]}, {"paced_stdout": {
+                "per_s": options["lines_per_s"], "seconds": options["seconds"],
+                "report": options["report"]}}]
+        else:
+            middle = [{"tool_output": {"lines": options["lines"],
+                                       "line_bytes": options["line_bytes"]}}]
+        self.fake.plan([{"mark": "init"}, {"print": self.INIT}, *middle, {"print": self.RESULT}])
 
     def last_run(self):
         """(start time, init line's emit time) of the latest run, as wall-clock seconds."""
-        with open(self.events_path) as events:
-            lines = events.read().split()
-        times = {}
-        for kind, moment in zip(lines[::2], lines[1::2]):
-            times[kind] = float(moment)
-        return times.get("started"), times.get("init")
+        with open(self.starts_path) as starts:
+            started = starts.read().split()
+        inits = self.fake.marks("init")
+        return (float(started[-1]) if started else None), (inits[-1] if inits else None)
 
     def environ(self):
-        return {"BENCH_FAKE_PLAN": self.plan_path, "BENCH_CLI_EVENTS": self.events_path}
+        return dict(self.fake.plan_environ(), BENCH_CLI_STARTS=self.starts_path)
 
 
 class App:
