@@ -63,6 +63,25 @@ DEFAULT_DISALLOWED_TOOLS = ",".join(
     )
 )
 
+# Tier 2 may also restart; it may not redeploy, run playbooks, push or reboot.
+DEFAULT_TIER2_ALLOWED_TOOLS = "Bash,Read,Write,Edit,Grep,Glob,Task,WebFetch,WebSearch"
+DEFAULT_TIER2_DISALLOWED_TOOLS = ",".join(
+    f"Bash({command}:*)"
+    for command in (
+        "docker compose up", "docker compose down", "docker-compose up", "docker-compose down",
+        "docker run", "docker rm", "kubectl apply", "kubectl delete", "kubectl replace", "helm",
+        "ansible-playbook", "git push", "reboot", "shutdown", "poweroff", "systemctl reboot",
+        "systemctl poweroff",
+    )
+)
+# Tier 3 may also redeploy: only what cannot be undone stays blocked.
+DEFAULT_TIER3_ALLOWED_TOOLS = DEFAULT_TIER2_ALLOWED_TOOLS
+DEFAULT_TIER3_DISALLOWED_TOOLS = ",".join(
+    f"Bash({command}:*)"
+    for command in ("rm -rf /", "docker system prune", "git push --force", "git push -f", "mkfs",
+                    "dd")
+)
+
 BUILT_IN_PROMPT = """\
 Check the health of this homelab.
 
@@ -74,8 +93,9 @@ Check the health of this homelab.
    its `status` (healthy, degraded or down), `last_checked` (UTC ISO 8601) and
    `consecutive_healthy` (one more than before when healthy, else 0). Record every restart or
    redeployment you make there too, with its timestamp, whether it succeeded, and the error if not.
-4. Only if a service is down, this is not a dry run, your tools allow it, and the cooldown limits
-   are not reached, try the smallest fix (a restart). Otherwise say what an operator should do.
+4. Only if a service is down, this is not a dry run, your tier and tools allow it, and the
+   cooldown limits are not reached, try the smallest fix (a restart). Otherwise say what an
+   operator should do.
 5. End with a short plain summary: what is healthy, what is not, what you did, what needs a human.
 """
 
@@ -106,6 +126,18 @@ def whole_number(what, minimum, maximum=None):
 parse_seconds = whole_number("a whole number of seconds", 1)
 parse_days = whole_number("a whole number of days", 1)
 parse_port = whole_number("a port number", 0, 65535)
+parse_tier = whole_number("a tier", 1, 3)
+parse_turns = whole_number("a whole number of turns", 1)
+
+
+def parse_dollars(text):
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"must be an amount of US dollars, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"must be an amount of US dollars above 0, got {text!r}")
+    return value
 
 
 def parse_bool(text):
@@ -184,11 +216,30 @@ SETTINGS = [
     Setting("prompt_file", "CLAUDEOPS_PROMPT", None, parse_prompt_file,
             "file with the scheduled session's prompt (default: the built-in prompt)"),
     Setting("model", "CLAUDEOPS_TIER1_MODEL", "haiku", parse_text,
-            "model for every session, an alias (haiku, sonnet, opus) or a model id"),
+            "tier 1's model (scheduled checks, and the default for every session): an alias "
+            "(haiku, sonnet, opus) or a model id"),
+    Setting("tier2_model", "CLAUDEOPS_TIER2_MODEL", "sonnet", parse_text,
+            "tier 2's model: investigates and may restart services"),
+    Setting("tier3_model", "CLAUDEOPS_TIER3_MODEL", "opus", parse_text,
+            "tier 3's model: may also redeploy services"),
+    Setting("max_tier", "CLAUDEOPS_MAX_TIER", "3", parse_tier,
+            "highest tier an operator may start (1 to 3)"),
     Setting("allowed_tools", "CLAUDEOPS_ALLOWED_TOOLS", DEFAULT_ALLOWED_TOOLS, parse_text,
-            "tools the agent may use without asking (--allowedTools)"),
+            "tools tier 1 may use without asking (--allowedTools)"),
     Setting("disallowed_tools", "CLAUDEOPS_DISALLOWED_TOOLS", DEFAULT_DISALLOWED_TOOLS, parse_text,
-            "tools the agent may never use (--disallowedTools; default: restarts, deploys, pushes)"),
+            "tools tier 1 may never use (--disallowedTools)"),
+    Setting("tier2_allowed_tools", "CLAUDEOPS_TIER2_ALLOWED_TOOLS", DEFAULT_TIER2_ALLOWED_TOOLS,
+            parse_text, "tools tier 2 may use without asking"),
+    Setting("tier2_disallowed_tools", "CLAUDEOPS_TIER2_DISALLOWED_TOOLS",
+            DEFAULT_TIER2_DISALLOWED_TOOLS, parse_text, "tools tier 2 may never use"),
+    Setting("tier3_allowed_tools", "CLAUDEOPS_TIER3_ALLOWED_TOOLS", DEFAULT_TIER3_ALLOWED_TOOLS,
+            parse_text, "tools tier 3 may use without asking"),
+    Setting("tier3_disallowed_tools", "CLAUDEOPS_TIER3_DISALLOWED_TOOLS",
+            DEFAULT_TIER3_DISALLOWED_TOOLS, parse_text, "tools tier 3 may never use"),
+    Setting("max_turns", "CLAUDEOPS_MAX_TURNS", None, parse_turns,
+            "most turns a session may take (--max-turns)"),
+    Setting("max_budget_usd", "CLAUDEOPS_MAX_BUDGET_USD", None, parse_dollars,
+            "most US dollars a session may spend (--max-budget-usd)"),
     Setting("dry_run", "CLAUDEOPS_DRY_RUN", "false", parse_bool,
             "tell the agent not to change anything"),
     Setting("state_dir", "CLAUDEOPS_STATE_DIR", os.path.join(HERE, "state"), os.path.abspath,
@@ -231,6 +282,16 @@ Config = make_dataclass("Config", [setting.field for setting in SETTINGS], froze
 Config.__doc__ = "Every setting, parsed: one frozen object built by load_config()."
 
 
+# The block-lists are long: --help says what they hold.
+DEFAULTS_IN_WORDS = {
+    "CLAUDEOPS_DISALLOWED_TOOLS": "a block-list of restarts, deploys and pushes",
+    "CLAUDEOPS_TIER2_DISALLOWED_TOOLS": "a block-list of redeploys, playbooks, helm, pushes and"
+                                        " reboots",
+    "CLAUDEOPS_TIER3_DISALLOWED_TOOLS": "a block-list of rm -rf /, docker system prune,"
+                                        " git push --force, mkfs and dd",
+}
+
+
 def argument_parser():
     parser = argparse.ArgumentParser(
         prog="claude_ops.py",
@@ -241,8 +302,7 @@ def argument_parser():
     )
     for setting in SETTINGS:
         default = "unset" if setting.default is None else (setting.default or "none")
-        if setting.env == "CLAUDEOPS_DISALLOWED_TOOLS":
-            default = "a block-list of restarts, deploys and pushes"
+        default = DEFAULTS_IN_WORDS.get(setting.env, default)
         parser.add_argument(setting.flag, dest=setting.field, metavar="VALUE",
                             help=f"{setting.help} [env {setting.env}; default: {default}]")
     return parser
@@ -264,6 +324,40 @@ def load_config(argv, environ):
         except ValueError as exc:
             raise ConfigError(f"{source} {exc}") from None
     return Config(**values)
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One tier of power: the model and tool lists it runs with, and what it may change in words:
+    `powers` as the agent is told, `choice` as an operator picks it."""
+    number: int
+    model: str
+    allowed_tools: str
+    disallowed_tools: str
+    powers: str
+    choice: str
+
+    @property
+    def label(self):
+        return f"Tier {self.number} · {self.model} · {self.choice}"
+
+
+TIER_POWERS = {  # tier: (what the agent is told it may do, what the operator reads)
+    1: ("observe and report. Do not restart, redeploy or change any service; say what an operator"
+        " should do", "observes and reports"),
+    2: ("observe and report, and also restart services within the cooldown limits. Do not"
+        " redeploy", "may restart services"),
+    3: ("observe and report, also restart services within the cooldown limits, and also redeploy"
+        " them within those limits", "may redeploy services"),
+}
+
+
+def model_tiers(config):
+    """The three tiers as `config` sets them up, by number."""
+    settings = {1: (config.model, config.allowed_tools, config.disallowed_tools),
+                2: (config.tier2_model, config.tier2_allowed_tools, config.tier2_disallowed_tools),
+                3: (config.tier3_model, config.tier3_allowed_tools, config.tier3_disallowed_tools)}
+    return {number: Tier(number, *settings[number], *TIER_POWERS[number]) for number in settings}
 
 
 
@@ -329,6 +423,14 @@ MIGRATIONS = [
     ALTER TABLE sessions ADD COLUMN error TEXT;
     CREATE INDEX sessions_started_at ON sessions (started_at);
     """,
+    # A follow-up continues its parent's CLI conversation. cli_cost_usd is that conversation's
+    # running total, which the CLI reports in place of a resumed session's own cost.
+    """
+    ALTER TABLE sessions ADD COLUMN parent_id INTEGER REFERENCES sessions (id);
+    ALTER TABLE sessions ADD COLUMN cli_session_id TEXT;
+    ALTER TABLE sessions ADD COLUMN cli_cost_usd REAL;
+    CREATE INDEX sessions_parent_id ON sessions (parent_id) WHERE parent_id IS NOT NULL;
+    """,
     """
     CREATE TABLE notifications (
         id INTEGER PRIMARY KEY,
@@ -373,6 +475,7 @@ STATUSES = {
     "failed": Status("failed", "Why it failed"),
     "timeout": Status("timed out", "Why it timed out"),
     "interrupted": Status("interrupted", "Why it was interrupted"),
+    "stopped": Status("stopped", "Why it stopped"),
 }
 
 # What started a session, as the agent is told it.
@@ -383,7 +486,9 @@ SESSION_PAGE_SIZE = 50
 NOTHING = "—"  # what a page or a message shows for a value a session does not have
 # Pages list sessions without their `context` (the long environment prompt) to stay cheap.
 LISTED_COLUMNS = ("id, tier, model, prompt_file, status, started_at, ended_at, exit_code, log_file,"
-                  " response, cost_usd, num_turns, duration_ms, trigger, prompt_text, error")
+                  " response, cost_usd, num_turns, duration_ms, trigger, prompt_text, error,"
+                  " parent_id")
+FOLLOW_UPS_SHOWN = 100
 
 
 def utc_now():
@@ -448,11 +553,12 @@ class Store:
     def close(self):
         self.db.close()
 
-    def insert_session(self, *, trigger, prompt_text, prompt_file, model, context, started_at):
+    def insert_session(self, *, trigger, prompt_text, prompt_file, model, context, started_at,
+                       tier=1, parent_id=None):
         cursor = self.db.execute(
             "INSERT INTO sessions (tier, model, prompt_file, status, started_at, context, trigger,"
-            " prompt_text) VALUES (1, ?, ?, 'running', ?, ?, ?, ?)",
-            (model, prompt_file, started_at, context, trigger, prompt_text),
+            " prompt_text, parent_id) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+            (tier, model, prompt_file, started_at, context, trigger, prompt_text, parent_id),
         )
         self.version += 1
         return cursor.lastrowid
@@ -465,6 +571,11 @@ class Store:
 
     def session(self, session_id):
         return self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+
+    def follow_ups(self, session_id, limit=FOLLOW_UPS_SHOWN):
+        """The sessions that continued `session_id`, oldest first."""
+        return self.db.execute("SELECT id, status FROM sessions WHERE parent_id = ? ORDER BY id"
+                               " LIMIT ?", (session_id, limit)).fetchall()
 
     def latest_session(self):
         return self.db.execute(
@@ -1055,6 +1166,9 @@ def secret_parts(urls):
         parts.update(segment for segment in split.path.split("/") if segment)
         parts.update(value for _, value in urllib.parse.parse_qsl(split.query))
     return {part for part in parts if len(part) >= 8}
+# The CLI's session ids are UUIDs; anything else is not handed back to it as an argument.
+CLI_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+STOPPED_REASON = "stopped from the dashboard"
 
 
 class Redactor:
@@ -1075,8 +1189,10 @@ class Redactor:
         return BEARER_TOKEN.sub(lambda match: match.group(1) + MASK, text)
 
 
-def environment_context(config, trigger):
-    """The --append-system-prompt text: the same facts for every kind of session, no secrets."""
+def environment_context(config, trigger, tier=None):
+    """The --append-system-prompt text: the same facts for every kind of session, no secrets.
+    `tier` is a Tier; tier 1 when not given."""
+    tier = tier or model_tiers(config)[1]
     cooldown_path = os.path.join(config.state_dir, "cooldown.json")
     dry_run = ("yes. This is a dry run: change nothing. Do not restart, redeploy, edit or delete "
                "anything; only observe and report, and record what you observed in the cooldown "
@@ -1085,6 +1201,7 @@ def environment_context(config, trigger):
 You are claude-ops, an operator agent for a homelab, run by the Claude Code CLI without a human at
 the keyboard: nobody can answer a question during this session.
 Session trigger: {trigger} ({TRIGGERS[trigger]}).
+Tier: {tier.number} of {len(TIER_POWERS)}. At this tier you may {tier.powers}.
 Dry run: {dry_run}
 Cooldown file: {cooldown_path}
 Its format: {{"services": {{"<service>": {{"status": "{'|'.join(HEALTH_STATES)}", "last_checked":
@@ -1129,9 +1246,26 @@ class Outcome:
     """What a finished CLI process left behind, before it becomes a status."""
     exit_code: int | None = None
     result: dict | None = None
-    stopped_because: str | None = None  # "timeout" or "interrupted"
+    stopped_because: str | None = None  # "timeout", "interrupted" or "stopped"
     fault: str | None = None            # the app could not run or read the CLI
     stderr_tail: str = ""
+    cli_session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """A session asked for by an operator or by alerts: the prompt (None: the scheduled prompt,
+    for a re-run of a scheduled session), the tier it runs at, the id of the session whose
+    conversation it continues, and what asked for it."""
+    prompt: str | None
+    tier: int = 1
+    parent: int | None = None
+    trigger: str = "manual"
+
+
+def usd_text(amount):
+    """Dollars as people write them: $0.50, and every digit a small budget needs: $0.00001."""
+    return f"{amount:.2f}" if round(amount, 2) == amount else f"{amount:.10f}".rstrip("0")
 
 
 def result_error(result):
@@ -1144,7 +1278,7 @@ def result_error(result):
     return f"the CLI reported {result.get('subtype') or 'an error'}"
 
 
-def session_ending(outcome, timeout_s):
+def session_ending(outcome, timeout_s, max_turns=None, max_budget_usd=None):
     """The status a finished CLI process earns, and the reason for any status but completed."""
     result, tail = outcome.result or {}, outcome.stderr_tail
     if outcome.fault:
@@ -1153,6 +1287,14 @@ def session_ending(outcome, timeout_s):
         return "timeout", f"timed out after {timeout_s} s"
     if outcome.stopped_because == "interrupted":
         return "interrupted", "the app stopped"
+    if outcome.stopped_because == "stopped":
+        return "stopped", STOPPED_REASON
+    if result.get("subtype") == "error_max_turns":
+        turns = max_turns or number_or_none(result.get("num_turns"))
+        return "failed", f"hit the limit of {plural(turns, 'turn')}" if turns else "hit a turn limit"
+    if result.get("subtype") == "error_max_budget_usd":
+        return "failed", (f"hit the budget of ${usd_text(max_budget_usd)}" if max_budget_usd
+                          else "hit the budget")
     if outcome.exit_code != 0:
         error = f"exit code {outcome.exit_code}"
         if result.get("is_error"):
@@ -1177,8 +1319,11 @@ class Runner:
         self.redact = Redactor(self.environ, [config.password or "", config.api_token or "",
                                               config.ping_url or "",
                                               *secret_parts(config.apprise_urls)])
+        self.tiers = model_tiers(config)
         self.process = None
         self.stopping = None  # why the running process is being stopped, when it is
+        self.session_id = None  # the running session's
+        self.ended = None  # an AsyncResult that receives the running session's final status
 
     def scheduled_prompt(self):
         if self.config.prompt_file is None:
@@ -1186,34 +1331,47 @@ class Runner:
         with open(self.config.prompt_file, encoding="utf-8") as prompt:
             return prompt.read(), self.config.prompt_file
 
-    def command(self, context):
+    def session_prompt(self, request):
+        """(prompt, prompt_file, why it cannot be read): the operator's, or the scheduled one."""
+        if request is not None and request.prompt is not None:
+            return request.prompt, "(alerts)" if request.trigger == "alert" else "(ad-hoc)", None
+        try:
+            return (*self.scheduled_prompt(), None)
+        except (OSError, UnicodeDecodeError) as exc:
+            return "", self.config.prompt_file, f"cannot read the prompt file: {exc}"
+
+    def command(self, context, tier, resume=None):
         argv = [self.config.claude_bin, "-p", "--output-format", "stream-json", "--verbose",
-                "--model", self.config.model]
-        if self.config.allowed_tools:
-            argv += ["--allowedTools", self.config.allowed_tools]
-        if self.config.disallowed_tools:
-            argv += ["--disallowedTools", self.config.disallowed_tools]
+                "--model", tier.model]
+        if resume:
+            # A fork leaves the parent's conversation as it was, so that it can be continued again
+            # from there, and gives this session a total of its own. Without the snapshot off, a
+            # resumed conversation keeps its first system prompt, and with it the parent's tier.
+            argv += ["--resume", resume, "--fork-session", "--system-prompt-snapshot", "off"]
+        if tier.allowed_tools:
+            argv += ["--allowedTools", tier.allowed_tools]
+        if tier.disallowed_tools:
+            argv += ["--disallowedTools", tier.disallowed_tools]
+        if self.config.max_turns:
+            argv += ["--max-turns", str(self.config.max_turns)]
+        if self.config.max_budget_usd:
+            argv += ["--max-budget-usd", usd_text(self.config.max_budget_usd)]
         return argv + ["--append-system-prompt", context]
 
-    def run_once(self, prompt=None, on_started=None, trigger="manual"):
-        """Run one session to its end and return its id. `prompt` None is a scheduled session.
-        `on_started(session_id)` is called as soon as the row exists."""
-        trigger = "scheduled" if prompt is None else trigger
-        context = environment_context(self.config, trigger)
-        prompt_error = None
-        if prompt is None:
-            try:
-                prompt, prompt_file = self.scheduled_prompt()
-            except (OSError, UnicodeDecodeError) as exc:
-                prompt, prompt_file = "", self.config.prompt_file
-                prompt_error = f"cannot read the prompt file: {exc}"
-        else:
-            prompt_file = "(alerts)" if trigger == "alert" else "(ad-hoc)"
+    def run_once(self, request=None, on_started=None):
+        """Run one session to its end and return its id. `request` None is a scheduled session,
+        a SessionRequest an operator's. `on_started(session_id)` is called once the row exists."""
+        trigger = "scheduled" if request is None else request.trigger
+        tier = self.tiers[1 if request is None else request.tier]
+        parent = self.store.session(request.parent) if request and request.parent else None
+        context = environment_context(self.config, trigger, tier)
+        prompt, prompt_file, prompt_error = self.session_prompt(request)
         started = utc_now()
-        session_id = self.store.insert_session(
-            trigger=trigger, prompt_text=None if trigger == "scheduled" else prompt,
-            prompt_file=prompt_file, model=self.config.model, context=context,
-            started_at=iso(started))
+        session_id = self.session_id = self.store.insert_session(
+            trigger=trigger, prompt_text=None if request is None else request.prompt,
+            prompt_file=prompt_file, model=tier.model, context=context, started_at=iso(started),
+            tier=tier.number, parent_id=parent and parent["id"])
+        self.ended = gevent.event.AsyncResult()
         log_name = f"session-{session_id}-{started.strftime('%Y%m%dT%H%M%SZ')}.jsonl"
         self.store.update_session(session_id, log_file=log_name)
         if on_started is not None:
@@ -1221,12 +1379,14 @@ class Runner:
         outcome, transcript = Outcome(), None
         try:
             transcript = self.hub.open(session_id, os.path.join(self.config.results_dir, log_name))
-            transcript.append("app", f"{trigger} session {session_id} started"
-                                     f" with model {self.config.model}")
+            transcript.append("app", f"{trigger} session {session_id} started at tier {tier.number}"
+                                     f" with model {tier.model}"
+                                     + (f", continuing session {parent['id']}" if parent else ""))
             if prompt_error:
                 outcome.fault = prompt_error
             else:
-                outcome = self.run_cli(prompt, context, transcript)
+                argv = self.command(context, tier, parent and parent["cli_session_id"])
+                outcome = self.run_cli(prompt, argv, transcript)
         except OSError as exc:
             outcome.fault = f"cannot write the session log: {exc.strerror or exc}"
         except gevent.GreenletExit:
@@ -1239,17 +1399,19 @@ class Runner:
             if self.process is not None and self.process.poll() is None:
                 stop_process_group(self.process)
             self.process, self.stopping = None, None
-            self.finish(session_id, transcript, outcome)
+            try:
+                self.finish(session_id, transcript, outcome, parent)
+            finally:
+                self.session_id = None
         return session_id
 
-    def run_cli(self, prompt, context, transcript):
+    def run_cli(self, prompt, argv, transcript):
         outcome = Outcome()
-        executable = shutil.which(self.config.claude_bin, path=self.environ.get("PATH"))
+        executable = shutil.which(argv[0], path=self.environ.get("PATH"))
         if executable is None:
-            outcome.fault = f"{self.config.claude_bin} not found on PATH"
+            outcome.fault = f"{argv[0]} not found on PATH"
             return outcome
-        argv = self.command(context)
-        argv[0] = executable
+        argv = [executable, *argv[1:]]
         try:
             process = self.process = gevent.subprocess.Popen(
                 argv, stdin=gevent.subprocess.PIPE, stdout=gevent.subprocess.PIPE,
@@ -1333,22 +1495,39 @@ class Runner:
         transcript.append(stream, text)
         if tail is not None:
             tail.append(text)
-        elif text.startswith("{") and '"result"' in text:
+        elif text.startswith("{") and ('"result"' in text or (
+                outcome.cli_session_id is None and '"init"' in text)):
             try:
                 event = json.loads(text)
             except ValueError:
                 return
-            if isinstance(event, dict) and event.get("type") == "result":
+            if not isinstance(event, dict):
+                return
+            if event.get("type") == "result":
                 outcome.result = event
+            elif (event.get("type"), event.get("subtype")) == ("system", "init"):
+                self.keep_cli_session_id(event.get("session_id"), outcome)
 
-    def finish(self, session_id, transcript, outcome):
-        status, error = session_ending(outcome, self.config.session_timeout_s)
+    def keep_cli_session_id(self, cli_session_id, outcome):
+        """On the row at once, so that the session can be continued even if the app dies."""
+        if isinstance(cli_session_id, str) and CLI_SESSION_ID.fullmatch(cli_session_id):
+            outcome.cli_session_id = cli_session_id
+            self.store.update_session(self.session_id, cli_session_id=cli_session_id)
+
+    def finish(self, session_id, transcript, outcome, parent=None):
+        status, error = session_ending(outcome, self.config.session_timeout_s,
+                                       self.config.max_turns, self.config.max_budget_usd)
         result = outcome.result or {}
         response = result.get("result")
+        # The CLI reports a conversation's running total; a follow-up's own cost is the part of it
+        # spent after its parent.
+        total = number_or_none(result.get("total_cost_usd"))
+        before = (parent and parent["cli_cost_usd"]) or 0.0
         columns = dict(
             status=status, error=error, ended_at=iso(utc_now()), exit_code=outcome.exit_code,
             response=response if isinstance(response, str) else None,
-            cost_usd=number_or_none(result.get("total_cost_usd")),
+            cost_usd=None if total is None else max(0.0, total - before),
+            cli_cost_usd=total if total is not None else parent and parent["cli_cost_usd"],
             num_turns=number_or_none(result.get("num_turns")),
             duration_ms=number_or_none(result.get("duration_ms")))
         if transcript is not None:
@@ -1361,6 +1540,7 @@ class Runner:
             self.store.update_session(session_id, **columns)
         finally:
             self.hub.close(session_id, status)
+            self.ended.set(status)
         log.info("session %d %s%s", session_id, status, f": {error}" if error else "")
 
     def stop(self, reason):
@@ -1370,6 +1550,14 @@ class Runner:
             self.stopping = reason
             if self.process is not None:
                 gevent.spawn(stop_process_group, self.process)
+
+    def stop_session(self, session_id):
+        """Stop session `session_id` if it is the one running: an AsyncResult that receives its
+        final status; None when it is not running."""
+        if session_id is None or session_id != self.session_id:
+            return None
+        self.stop("stopped")
+        return self.ended
 
 
 # Notifications ######################################################################################
@@ -1653,9 +1841,10 @@ def alert_prompt(alerts):
 
 # Scheduler ##########################################################################################
 # The one greenlet that starts sessions, one at a time: scheduled ones on the interval, ad-hoc ones
-# the moment trigger_adhoc() hands it a prompt through a queue of one.
+# the moment trigger_adhoc() hands it a SessionRequest through a queue of one.
 
 MAX_PROMPT_BYTES = 16 * 1024
+BUSY = "A session is already running or queued. Please wait."
 
 
 class TriggerRefused(Exception):
@@ -1702,9 +1891,10 @@ class Scheduler:
             self.greenlet.join(timeout=STOP_GRACE_S + PIPE_DRAIN_GRACE_S + 2)
         self.greenlet.kill()
 
-    def trigger_adhoc(self, prompt):
-        """Queue an ad-hoc session and return at once with an AsyncResult that receives the new
-        session's id when its row exists. Raises TriggerRefused (400, 409, 413, 503)."""
+    def trigger_adhoc(self, prompt, tier=1, parent=None):
+        """Queue an ad-hoc session at `tier`, continuing session `parent` when given, and return
+        at once with an AsyncResult that receives the new session's id when its row exists.
+        Raises TriggerRefused (400, 404, 409, 413, 503)."""
         prompt = (prompt or "").strip()
         if not prompt:
             raise TriggerRefused(400, "A prompt is required.")
@@ -1714,17 +1904,52 @@ class Scheduler:
             raise TriggerRefused(400, "The prompt is not valid UTF-8.") from None
         if len(encoded) > MAX_PROMPT_BYTES:
             raise TriggerRefused(413, f"The prompt is longer than {MAX_PROMPT_BYTES // 1024} KiB.")
+        self.check_tier(tier)
+        if parent is not None:
+            self.check_parent(parent)
+        return self.enqueue(SessionRequest(prompt, tier, parent))
+
+    def trigger_rerun(self, session):
+        """Queue a new session with the prompt, tier and parent of `session` (a row); one that ran
+        the scheduled prompt runs it again. Returns and raises as trigger_adhoc()."""
+        if session["prompt_text"] is not None:
+            return self.trigger_adhoc(session["prompt_text"], session["tier"], session["parent_id"])
+        self.check_tier(session["tier"])
+        return self.enqueue(SessionRequest(None, session["tier"]))
+
+    def check_tier(self, tier):
+        if type(tier) is not int or not 1 <= tier <= self.config.max_tier:  # True is an int too
+            raise TriggerRefused(400, f"The tier must be a whole number from 1 to"
+                                      f" {self.config.max_tier} (CLAUDEOPS_MAX_TIER).")
+
+    def check_parent(self, parent):
+        """A session can be continued once it has finished, if the CLI told its session id."""
+        session = self.runner.store.session(parent)
+        if session is None:
+            raise TriggerRefused(404, "No such session.")
+        if session["status"] == "running":
+            raise TriggerRefused(400, f"Session {parent} is still running: continue it once it"
+                                      " has finished.")
+        if not session["cli_session_id"]:
+            raise TriggerRefused(400, f"Session {parent} cannot be continued: the CLI never told"
+                                      " its session id (it ended before the CLI started).")
+
+    def enqueue(self, request):
         if not self.accepting:
             raise TriggerRefused(503, "The scheduler is not running.")
         if self.busy:
-            raise TriggerRefused(409, "A session is already running or queued. Please wait.")
+            raise TriggerRefused(409, BUSY)
         if self.pending_trigger:
-            raise TriggerRefused(409, "A session is already running or queued. Please wait.")
+            raise TriggerRefused(409, BUSY)
         started = gevent.event.AsyncResult()
         if not self.triggers.empty():  # only a wake-up for alerts, which come after operators
             self.triggers.get_nowait()
-        self.triggers.put_nowait((prompt, started))
+        self.triggers.put_nowait((request, started))
         return started
+
+    def stop_session(self, session_id):
+        """Stop the running session if it is `session_id`; see Runner.stop_session()."""
+        return self.runner.stop_session(session_id)
 
     @property
     def pending_trigger(self):
@@ -1763,7 +1988,7 @@ class Scheduler:
 
     def next_work(self):
         """Waits for work and returns it, in this order: an operator's trigger, the alerts that
-        wait, a due scheduled run. (trigger kind, prompt or None, AsyncResult or None)."""
+        wait, a due scheduled run. (trigger kind, SessionRequest or None, AsyncResult or None)."""
         while True:
             woken_by = None if self.triggers.empty() else self.triggers.get_nowait()
             if woken_by is not None and woken_by is not ALERTS_WAITING:
@@ -1780,14 +2005,14 @@ class Scheduler:
 
     def loop(self):
         while True:
-            trigger, prompt, started = self.next_work()
+            trigger, request, started = self.next_work()
             self.busy, self.running_trigger = True, trigger
             try:
                 states_before = self.notifier.before_session(trigger)
                 if trigger == "alert":
                     session_id = self.run_alerts()
                 else:
-                    session_id = self.runner.run_once(prompt, self.session_started(started), trigger)
+                    session_id = self.runner.run_once(request, self.session_started(started))
                 self.notifier.after_session(session_id, states_before)
             except Exception:
                 log.exception("a session failed to run; the scheduler goes on")
@@ -1810,7 +2035,8 @@ class Scheduler:
             taken, self.alerts_taken = self.alerts_taken, gevent.event.Event()
             taken.set()
             record(session_id)
-        return self.runner.run_once(alert_prompt(alerts), take_alerts, "alert")
+        request = SessionRequest(alert_prompt(alerts), self.config.alert_tier, trigger="alert")
+        return self.runner.run_once(request, take_alerts)
 
     def session_started(self, started):
         def record(session_id):
@@ -1826,6 +2052,7 @@ class Scheduler:
 
 MAX_BODY_BYTES = 64 * 1024
 TRIGGER_REDIRECT_WAIT_S = 2
+STOP_WAIT_S = STOP_GRACE_S + PIPE_DRAIN_GRACE_S + 1  # a stopped CLI's row is final within this
 SSE_RETRY_MS = 3000
 SSE_HEARTBEAT_S = 15
 SSE_CHUNK_BYTES = 64 * 1024
@@ -1870,13 +2097,18 @@ def spoken_seconds(seconds):
 class SessionView:
     """A session row as the pages show it: every value ready to print, placeholders included."""
 
-    def __init__(self, row):
+    def __init__(self, row, follow_ups=()):
         self.row = row
         self.id, self.trigger, self.status = row["id"], row["trigger"], row["status"]
         status = STATUSES.get(self.status, Status(self.status))
         self.status_label, self.why = status.label, status.why
         self.model, self.error, self.response = row["model"], row["error"], row["response"]
         self.has_log = bool(row["log_file"])
+        self.tier, self.parent_id, self.follow_ups = row["tier"], row.get("parent_id"), follow_ups
+        self.running = self.status == "running"
+        # Pages that list sessions do not read the CLI's session id: only a session's own page
+        # offers to continue it.
+        self.can_continue = not self.running and bool(row.get("cli_session_id"))
 
     started = property(lambda self: local_time(self.row["started_at"]))
     ended = property(lambda self: local_time(self.row["ended_at"]))
@@ -1889,6 +2121,12 @@ class SessionView:
     cost = property(lambda self: session_cost(self.row))
 
     @property
+    def conversation_cost(self):
+        """What the whole conversation has cost, for a follow-up: the CLI's running total."""
+        total = self.row.get("cli_cost_usd")
+        return f"${total:.4f}" if self.parent_id and total is not None else None
+
+    @property
     def operator_prompt(self):
         return self.row["prompt_text"] if self.trigger == "manual" else None
 
@@ -1897,6 +2135,14 @@ class SessionView:
         """One short text that tells this session apart: why it failed, its answer, its prompt."""
         text = self.error or self.response or self.row["prompt_text"] or ""
         return shorten(text, SUMMARY_CHARS) if text else ""
+
+
+def tier_number(value):
+    """A tier from a form field or a JSON value: digits become a number; anything else is left as
+    it is, for trigger_adhoc() to refuse with the range it takes."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,4}", value.strip()):
+        return int(value)
+    return value
 
 
 def session_number(text):
@@ -2205,18 +2451,22 @@ class Web:
                                      before_id=before_id, older_than=older,
                                      polling=before_id is None and self.scheduler.busy)
 
+    def session_view(self, session):
+        return SessionView(session, self.store.follow_ups(session["id"]))
+
     def session_page(self, session_id):
         session = self.load_session(session_id)
         path = self.log_path(session)
         lines, skipped, upto = last_lines(self.templates, path) if path else ([], 0, 0)
-        return self.page("session", f"Session {session['id']}", session=SessionView(session),
-                         notifications=self.store.notifications(session["id"]),
-                         alerts=self.store.session_alerts(session["id"]),
-                         lines=lines, skipped=skipped, after=upto, live=session["id"] in self.hub.live)
+        session_id = session["id"]
+        return self.page("session", f"Session {session_id}", session=self.session_view(session),
+                         notifications=self.store.notifications(session_id),
+                         alerts=self.store.session_alerts(session_id),
+                         lines=lines, skipped=skipped, after=upto, live=session_id in self.hub.live)
 
     def session_summary(self, session_id):
         session = self.load_session(session_id)
-        return self.templates.render("session_summary", session=SessionView(session),
+        return self.templates.render("session_summary", session=self.session_view(session),
                                      notifications=self.store.notifications(session["id"]))
 
     def session_stream(self, session_id):
@@ -2272,12 +2522,18 @@ class Web:
             refuse(400, "The prompt is not valid UTF-8.")
         return prompt
 
-    def trigger_form(self):
-        try:
-            started = self.scheduler.trigger_adhoc(self.posted_prompt())
-        except TriggerRefused as refused:
-            return self.fragment_or_page(refused.status, "trigger_result", "Run now", ok=False,
-                                         message=refused.message)
+    def posted_tier(self):
+        return tier_number(bottle.request.forms.get("tier", "1"))
+
+    def refused_fragment(self, refused):
+        # A 409 links the session that is in the way, when one is running.
+        busy_with = self.scheduler.running_session_id if refused.status == 409 else None
+        return self.fragment_or_page(refused.status, "trigger_result", HTTP_REASONS[refused.status],
+                                     ok=False, message=refused.message,
+                                     running_session_id=busy_with)
+
+    def started_fragment(self, started):
+        """The answer to an accepted trigger: to the new session's page, once its row exists."""
         session_id = started.wait(TRIGGER_REDIRECT_WAIT_S)
         if not is_htmx():
             return bottle.redirect(f"/sessions/{session_id}" if session_id else "/sessions", 303)
@@ -2285,6 +2541,42 @@ class Web:
             bottle.response.set_header("HX-Redirect", f"/sessions/{session_id}")
         return self.templates.render("trigger_result", ok=True, session_id=session_id,
                                      message="Session triggered. Redirecting...")
+
+    def trigger_form(self):
+        try:
+            started = self.scheduler.trigger_adhoc(self.posted_prompt(), self.posted_tier())
+        except TriggerRefused as refused:
+            return self.refused_fragment(refused)
+        return self.started_fragment(started)
+
+    def rerun_form(self, session_id):
+        session = self.load_session(session_id)
+        try:
+            started = self.scheduler.trigger_rerun(session)
+        except TriggerRefused as refused:
+            return self.refused_fragment(refused)
+        return self.started_fragment(started)
+
+    def followup_form(self, session_id):
+        session = self.load_session(session_id)
+        try:
+            started = self.scheduler.trigger_adhoc(self.posted_prompt(), self.posted_tier(),
+                                                   parent=session["id"])
+        except TriggerRefused as refused:
+            return self.refused_fragment(refused)
+        return self.started_fragment(started)
+
+    def stop_form(self, session_id):
+        session = self.load_session(session_id)
+        ended = self.scheduler.stop_session(session["id"])
+        if ended is None:
+            return self.refused_fragment(TriggerRefused(409, f"Session {session['id']} is not"
+                                                             " running."))
+        status = ended.wait(STOP_WAIT_S)
+        if not is_htmx():
+            return bottle.redirect(f"/sessions/{session['id']}", 303)
+        return self.templates.render("trigger_result", ok=True, session_id=session["id"],
+                                     message="Session stopped." if status else "Stopping...")
 
     def test_notification(self):
         if not self.notifier.targets:
@@ -2327,15 +2619,50 @@ class Web:
         return {"alert_id": alert_id, "state": state,
                 "session_id": alert_id and self.store.alert_session_id(alert_id)}
 
-    def api_trigger(self):
+    def api_prompt_and_tier(self):
+        """`prompt` and `tier` of a JSON body."""
         body = json_body()
-        prompt = body.get("prompt") if isinstance(body, dict) else None
+        body = body if isinstance(body, dict) else {}
+        prompt = body.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
             refuse(400, "prompt must be a string.")
+        return prompt, tier_number(body.get("tier", 1))
+
+    def api_trigger(self):
         try:
-            started = self.scheduler.trigger_adhoc(prompt)
+            started = self.scheduler.trigger_adhoc(*self.api_prompt_and_tier())
         except TriggerRefused as refused:
             refuse(refused.status, refused.message)
+        return self.started_json(started)
+
+    def api_rerun(self, session_id):
+        session = self.load_session(session_id)
+        try:
+            started = self.scheduler.trigger_rerun(session)
+        except TriggerRefused as refused:
+            refuse(refused.status, refused.message)
+        return self.started_json(started)
+
+    def api_followup(self, session_id):
+        session = self.load_session(session_id)
+        try:
+            started = self.scheduler.trigger_adhoc(*self.api_prompt_and_tier(),
+                                                   parent=session["id"])
+        except TriggerRefused as refused:
+            refuse(refused.status, refused.message)
+        return self.started_json(started)
+
+    def api_stop(self, session_id):
+        session = self.load_session(session_id)
+        ended = self.scheduler.stop_session(session["id"])
+        if ended is None:
+            refuse(409, f"Session {session['id']} is not running.")
+        status = ended.wait(STOP_WAIT_S)
+        bottle.response.status = 200 if status else 202  # 202: still stopping
+        return {"id": session["id"], "status": status or "stopping"}
+
+    @staticmethod
+    def started_json(started):
         session_id = started.wait(TRIGGER_REDIRECT_WAIT_S)
         if session_id is None:  # accepted, but its row is not there yet
             bottle.response.status = 202
@@ -2353,6 +2680,9 @@ ROUTES = (  # method, path, Web handler
     ("GET", "/", "dashboard"),
     ("GET", "/sessions", "history"),
     ("POST", "/sessions/trigger", "trigger_form"),
+    ("POST", "/sessions/<session_id>/stop", "stop_form"),
+    ("POST", "/sessions/<session_id>/rerun", "rerun_form"),
+    ("POST", "/sessions/<session_id>/followup", "followup_form"),
     ("GET", "/sessions/<session_id>", "session_page"),
     ("GET", "/sessions/<session_id>/summary", "session_summary"),
     ("GET", "/sessions/<session_id>/stream", "session_stream"),
@@ -2364,6 +2694,9 @@ ROUTES = (  # method, path, Web handler
     ("GET", "/api/v1/health", "api_health"),
     ("GET", "/api/v1/sessions", "api_sessions"),
     ("POST", "/api/v1/sessions/trigger", "api_trigger"),
+    ("POST", "/api/v1/sessions/<session_id>/stop", "api_stop"),
+    ("POST", "/api/v1/sessions/<session_id>/rerun", "api_rerun"),
+    ("POST", "/api/v1/sessions/<session_id>/followup", "api_followup"),
     ("POST", "/api/v1/webhook", "webhook"),
     ("GET", "/api/v1/sessions/<session_id>", "api_session"),
 )
@@ -2405,9 +2738,12 @@ class ClaudeOps:
                         session_id)
         self.store.requeue_alerts(interrupted)
         ensure_cooldown_file(os.path.join(config.state_dir, "cooldown.json"))
+        tier_choices = [tier for number, tier in model_tiers(config).items()
+                        if number <= config.max_tier]
         self.templates = Templates(local_time=local_time, plural=plural, dry_run=config.dry_run,
                                    cooldown_limits=COOLDOWN_LIMITS, cooldown_rules=COOLDOWN_RULES,
-                                   interval=spoken_seconds(config.interval_s))
+                                   interval=spoken_seconds(config.interval_s),
+                                   tier_choices=tier_choices)
         self.hub = Hub(self.templates)
         self.runner = Runner(config, self.store, self.hub, environ)
         self.notifier = Notifier(config, self.store, self.runner.redact)

@@ -1126,7 +1126,9 @@ def test_run_now_in_the_browser_lands_on_the_session_and_shows_409_and_400(
     page.fill("textarea[name=prompt]", "and the NAS?")
     page.click("form.trigger-form button")
     page.wait_for_selector("#trigger-result .trigger-error")
-    assert page.inner_text("#trigger-result") == "A session is already running or queued. Please wait."
+    assert page.inner_text("#trigger-result") == ("A session is already running or queued. Please"
+                                                  " wait. Session 1 is running.")
+    assert page.get_attribute("#trigger-result a", "href") == "/sessions/1"
     assert page.url == app.url + "/"
     page.fill("textarea[name=prompt]", "   ")
     page.click("form.trigger-form button")
@@ -1823,3 +1825,565 @@ def test_the_bundle_leaves_compiled_files_out_and_says_so():
     assert left_out
     assert "greenlet/__init__.py" in files
     assert not [name for name in files if ".so" in name or name.endswith(".pyc")]
+
+
+
+# Stop, re-run, follow-up ###########################################################################
+# Tiers, limits, and what an operator does with a session: stop it, run it again, continue it.
+
+def argument(run, flag):
+    """The value after `flag` in a recorded run of the fake, None when the flag is absent."""
+    argv = run["argv"]
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def post_form(client, path, fields=None, status=200, **headers):
+    headers.setdefault("HX-Request", "true")
+    return client.post(path, fields or {}, headers=headers, status=status)
+
+
+def fragment_text(response):
+    return re.sub(r"<[^>]+>", "", response.text).strip()
+
+
+def test_tier_settings_have_the_go_names_and_defaults():
+    config = claude_ops.load_config([], {})
+    assert (config.model, config.tier2_model, config.tier3_model, config.max_tier) == (
+        "haiku", "sonnet", "opus", 3)
+    assert config.tier2_allowed_tools == config.tier3_allowed_tools == (
+        "Bash,Read,Write,Edit,Grep,Glob,Task,WebFetch,WebSearch")
+    for blocked in ["docker compose up", "ansible-playbook", "helm", "git push", "reboot"]:
+        assert f"Bash({blocked}:*)" in config.tier2_disallowed_tools
+    assert "Bash(systemctl restart:*)" not in config.tier2_disallowed_tools
+    assert config.tier3_disallowed_tools.split(",") == [
+        "Bash(rm -rf /:*)", "Bash(docker system prune:*)", "Bash(git push --force:*)",
+        "Bash(git push -f:*)", "Bash(mkfs:*)", "Bash(dd:*)"]
+    assert config.max_turns is None and config.max_budget_usd is None
+
+    config = claude_ops.load_config(["--tier3-model", "claude-opus-x"], {
+        "CLAUDEOPS_TIER2_MODEL": "sonnet-x", "CLAUDEOPS_MAX_TIER": "2", "CLAUDEOPS_MAX_TURNS": "20",
+        "CLAUDEOPS_MAX_BUDGET_USD": "0.5", "CLAUDEOPS_TIER2_ALLOWED_TOOLS": "Read",
+        "CLAUDEOPS_TIER3_DISALLOWED_TOOLS": "Bash(rm:*)"})
+    assert (config.tier2_model, config.tier3_model, config.max_tier, config.max_turns,
+            config.max_budget_usd) == ("sonnet-x", "claude-opus-x", 2, 20, 0.5)
+    tiers = claude_ops.model_tiers(config)
+    assert (tiers[2].allowed_tools, tiers[3].disallowed_tools) == ("Read", "Bash(rm:*)")
+    assert [tier.label for tier in tiers.values()] == [
+        "Tier 1 · haiku · observes and reports", "Tier 2 · sonnet-x · may restart services",
+        "Tier 3 · claude-opus-x · may redeploy services"]
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("CLAUDEOPS_MAX_TIER", "0"), ("CLAUDEOPS_MAX_TIER", "4"), ("CLAUDEOPS_MAX_TIER", "two"),
+    ("CLAUDEOPS_MAX_TURNS", "0"), ("CLAUDEOPS_MAX_TURNS", "many"),
+    ("CLAUDEOPS_MAX_BUDGET_USD", "-1"), ("CLAUDEOPS_MAX_BUDGET_USD", "five"),
+    ("CLAUDEOPS_MAX_BUDGET_USD", "nan"),
+])
+def test_bad_tier_and_limit_settings_are_named(variable, value):
+    with pytest.raises(claude_ops.ConfigError, match=variable):
+        claude_ops.load_config([], {variable: value})
+
+
+def test_each_tier_runs_with_its_model_tool_lists_and_words(make_app, fake):
+    app = make_app(tier2_allowed_tools="Bash,Read,Edit", tier3_model="opus-x")
+    client = browser_client(app)
+    post_form(client, "/sessions/trigger", {"prompt": "restart prowlarr", "tier": "2"})
+    wait_for(lambda: finished(app, 1))
+    client.post_json("/api/v1/sessions/trigger", {"prompt": "redeploy it", "tier": 3}, status=201)
+    wait_for(lambda: finished(app, 2))
+    post_form(client, "/sessions/trigger", {"prompt": "just look"})   # no tier: tier 1
+    wait_for(lambda: finished(app, 3))
+
+    second, third, first = fake.runs()
+    assert (argument(second, "--model"), argument(second, "--allowedTools"),
+            argument(second, "--disallowedTools")) == (
+        "sonnet", "Bash,Read,Edit", claude_ops.DEFAULT_TIER2_DISALLOWED_TOOLS)
+    assert (argument(third, "--model"), argument(third, "--disallowedTools")) == (
+        "opus-x", claude_ops.DEFAULT_TIER3_DISALLOWED_TOOLS)
+    assert (argument(first, "--model"), argument(first, "--disallowedTools")) == (
+        "haiku", claude_ops.DEFAULT_DISALLOWED_TOOLS)
+    contexts = [argument(run, "--append-system-prompt") for run in (first, second, third)]
+    assert "Tier: 1 of 3. At this tier you may observe and report. Do not restart" in contexts[0]
+    assert "Tier: 2 of 3. At this tier you may observe and report, and also restart" in contexts[1]
+    assert "Tier: 3 of 3" in contexts[2] and "also redeploy" in contexts[2]
+    assert all("--max-turns" not in run["argv"] and "--max-budget-usd" not in run["argv"]
+               for run in fake.runs())
+    assert [(row["tier"], row["model"]) for row in reversed(rows(app))] == [
+        (2, "sonnet"), (3, "opus-x"), (1, "haiku")]
+    assert app.store.session(1)["context"] == contexts[1]
+
+
+def test_run_now_offers_the_tiers_up_to_max_tier_with_their_model_and_powers(make_app):
+    app = make_app(max_tier=2)
+    options = browser_client(app).get("/").html.select("form.trigger-form select[name=tier] option")
+    assert [(option["value"], option.text) for option in options] == [
+        ("1", "Tier 1 · haiku · observes and reports"), ("2", "Tier 2 · sonnet · may restart services")]
+    assert options[0].has_attr("selected")
+
+
+@pytest.mark.parametrize("tier", ["0", "4", "x", "", "2.5", "-1", "１"])
+def test_a_form_tier_outside_the_range_is_refused(make_app, fake, tier):
+    app = make_app()
+    response = post_form(browser_client(app), "/sessions/trigger", {"prompt": "p", "tier": tier},
+                         status=400)
+    assert fragment_text(response) == "The tier must be a whole number from 1 to 3 (CLAUDEOPS_MAX_TIER)."
+    assert rows(app) == [] and fake.runs() == [] and not app.scheduler.pending_trigger
+
+
+@pytest.mark.parametrize("tier", [0, 4, "x", True, 2.5, None, [2]])
+def test_a_json_tier_outside_the_range_is_refused(make_app, fake, tier):
+    app = make_app()
+    response = browser_client(app).post_json("/api/v1/sessions/trigger", {"prompt": "p", "tier": tier},
+                                             status=400)
+    assert "The tier must be a whole number from 1 to 3" in response.json["error"]
+    assert rows(app) == [] and fake.runs() == []
+
+
+def test_a_tier_above_max_tier_is_refused_everywhere(make_app, fake):
+    app = make_app(max_tier=2)
+    client = browser_client(app)
+    post_form(client, "/sessions/trigger", {"prompt": "p", "tier": "3"}, status=400)
+    client.post_json("/api/v1/sessions/trigger", {"prompt": "p", "tier": 3}, status=400)
+    with pytest.raises(claude_ops.TriggerRefused) as refused:
+        app.scheduler.trigger_adhoc("p", tier=3)
+    assert refused.value.status == 400 and "from 1 to 2" in refused.value.message
+    assert rows(app) == [] and fake.runs() == []
+    post_form(client, "/sessions/trigger", {"prompt": "p", "tier": "2"})
+    wait_for(lambda: finished(app, 1))
+    assert app.store.session(1)["tier"] == 2
+
+
+@pytest.mark.parametrize("setting, value, flag, shown, subtype, reason", [
+    ("max_turns", 5, "--max-turns", "5", "error_max_turns", "hit the limit of 5 turns"),
+    ("max_turns", 1, "--max-turns", "1", "error_max_turns", "hit the limit of 1 turn"),
+    ("max_budget_usd", 0.5, "--max-budget-usd", "0.50", "error_max_budget_usd",
+     "hit the budget of $0.50"),
+    ("max_budget_usd", 0.00001, "--max-budget-usd", "0.00001", "error_max_budget_usd",
+     "hit the budget of $0.00001"),
+], ids=["5-turns", "1-turn", "50-cents", "tiny-budget"])
+def test_limits_reach_the_cli_and_hitting_one_fails_with_the_reason(
+        run_session, fake, setting, value, flag, shown, subtype, reason):
+    hit = dict(result(None, is_error=True, subtype=subtype), errors=["Reached the limit"])
+    app, session = run_session([{"print": INIT}, {"print": hit}, {"exit": 1}], **{setting: value})
+    run, = fake.runs()
+    assert argument(run, flag) == shown
+    assert (session["status"], session["error"], session["exit_code"]) == ("failed", reason, 1)
+
+
+def test_the_busy_fragment_links_the_running_session(make_app, fake):
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app = make_app()
+    client = browser_client(app)
+    post_form(client, "/sessions/trigger", {"prompt": "first"})
+    wait_for(lambda: fake.runs())
+    response = post_form(client, "/sessions/trigger", {"prompt": "second"}, status=409)
+    assert response.html.select_one(".trigger-error a")["href"] == "/sessions/1"
+    assert fragment_text(response) == ("A session is already running or queued. Please wait."
+                                       " Session 1 is running.")
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, 1))
+    assert len(rows(app)) == 1
+
+
+@pytest.mark.parametrize("how", ["api", "form"])
+def test_stop_ends_a_cli_that_ignores_sigterm_and_its_children(make_app, fake, how):
+    fake.plan([{"print": INIT}, {"print": assistant_text("Working.")}, {"ignore_sigterm": True},
+               {"hang": True}])
+    app = make_app()
+    client = browser_client(app)
+    client.post_json("/api/v1/sessions/trigger", {"prompt": "slow job"}, status=201)
+    run = wait_for(lambda: fake.runs(), message="the CLI to start")[0]
+    child = wait_for(lambda: fake.children(), message="the CLI's child")[0]
+    if how == "api":
+        response = client.post("/api/v1/sessions/1/stop", status=200)
+        assert response.json == {"id": 1, "status": "stopped"}
+    else:
+        response = post_form(client, "/sessions/1/stop")
+        assert fragment_text(response) == "Session stopped."
+    session = app.store.session(1)
+    assert (session["status"], session["error"]) == ("stopped", "stopped from the dashboard")
+    assert not group_alive(run["pgid"]) and not process_alive(child)
+    assert log_records(app, session)[-1]["line"] == "session ended: stopped: stopped from the dashboard"
+    assert app.scheduler.busy is False
+    page = client.get("/sessions/1").html
+    assert page.select_one("#session-summary .status-badge.status-stopped").text == "stopped"
+    assert page.select_one(".error-block").text.startswith("Why it stopped:")
+
+
+def test_a_form_stop_without_htmx_returns_to_the_session_page(make_app, fake):
+    fake.plan([{"print": INIT}, {"hang": True}])
+    app = make_app()
+    client = browser_client(app)
+    app.scheduler.trigger_adhoc("slow job")
+    wait_for(lambda: fake.runs())
+    response = client.post("/sessions/1/stop", status=303)
+    assert response.headers["Location"].endswith("/sessions/1")
+    assert app.store.session(1)["status"] == "stopped"
+
+
+def test_stop_refuses_a_session_that_is_not_running_and_stops_nothing(make_app, fake):
+    app = make_app()
+    client = browser_client(app)
+    app.scheduler.trigger_adhoc("quick")
+    wait_for(lambda: finished(app, 1))
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app.scheduler.trigger_adhoc("slow")
+    wait_for(lambda: len(fake.runs()) == 2)
+
+    response = post_form(client, "/sessions/1/stop", status=409)
+    assert fragment_text(response) == "Session 1 is not running. Session 2 is running."
+    assert response.html.select_one(".trigger-error a")["href"] == "/sessions/2"
+    assert client.post("/api/v1/sessions/1/stop", status=409).json == {
+        "error": "Session 1 is not running."}
+    for path in ["/sessions/3/stop", "/sessions/x/stop", "/api/v1/sessions/3/stop"]:
+        client.post(path, status=404)
+    assert app.store.session(2)["status"] == "running"
+    assert process_alive(fake.runs()[1]["pid"])
+    assert app.store.session(1)["status"] == "completed"
+    open(gate, "w").close()
+    assert wait_for(lambda: finished(app, 2))["status"] == "completed"
+
+
+def test_rerun_starts_a_new_manual_session_with_the_same_prompt_and_tier(make_app, fake):
+    app = make_app()
+    client = browser_client(app)
+    post_form(client, "/sessions/trigger", {"prompt": "restart prowlarr", "tier": "2"})
+    wait_for(lambda: finished(app, 1))
+    response = post_form(client, "/sessions/1/rerun")
+    assert response.headers["HX-Redirect"] == "/sessions/2"
+    wait_for(lambda: finished(app, 2))
+    assert client.post("/sessions/2/rerun", status=303).headers["Location"].endswith("/sessions/3")
+    wait_for(lambda: finished(app, 3))
+    created = client.post("/api/v1/sessions/1/rerun", status=201)
+    assert created.json == {"id": 4, "url": "/sessions/4"}
+    wait_for(lambda: finished(app, 4))
+    assert [(row["trigger"], row["prompt_text"], row["tier"], row["model"], row["parent_id"])
+            for row in reversed(rows(app))] == [("manual", "restart prowlarr", 2, "sonnet", None)] * 4
+    assert [run["stdin"] for run in fake.runs()] == ["restart prowlarr"] * 4
+
+
+def test_rerun_of_a_scheduled_session_runs_the_scheduled_prompt(make_app, fake, tmp_path):
+    prompt_file = tmp_path / "check.md"
+    prompt_file.write_text("Check the NAS only.")
+    app = make_app(run_on_start=True, prompt_file=str(prompt_file))
+    wait_for(lambda: finished(app, 1))
+    post_form(browser_client(app), "/sessions/1/rerun")
+    session = wait_for(lambda: finished(app, 2))
+    assert (session["trigger"], session["prompt_text"], session["prompt_file"], session["tier"]) == (
+        "manual", None, str(prompt_file), 1)
+    assert [run["stdin"] for run in fake.runs()] == ["Check the NAS only."] * 2
+    assert "Session trigger: manual" in argument(fake.runs()[1], "--append-system-prompt")
+    post_form(browser_client(app), "/sessions/2/rerun")   # a re-run of a re-run: the same prompt
+    wait_for(lambda: finished(app, 3))
+    assert fake.runs()[2]["stdin"] == "Check the NAS only."
+
+
+def test_rerun_while_busy_is_409_and_creates_nothing(make_app, fake):
+    app = make_app()
+    client = browser_client(app)
+    app.scheduler.trigger_adhoc("quick")
+    wait_for(lambda: finished(app, 1))
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app.scheduler.trigger_adhoc("slow")
+    wait_for(lambda: len(fake.runs()) == 2)
+    response = post_form(client, "/sessions/1/rerun", status=409)
+    assert response.html.select_one(".trigger-error a")["href"] == "/sessions/2"
+    client.post("/api/v1/sessions/1/rerun", status=409)
+    client.post("/sessions/9/rerun", status=404)
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, 2))
+    assert len(rows(app)) == 2 and len(fake.runs()) == 2
+
+
+def continued_session(make_app, fake, **settings):
+    """An app whose first session has finished, with the CLI's session id `s1` on its row."""
+    app = make_app(**settings)
+    app.scheduler.trigger_adhoc("Is prowlarr up?")
+    session = wait_for(lambda: finished(app, 1))
+    assert (session["cli_session_id"], session["cost_usd"], session["cli_cost_usd"]) == (
+        "s1", 0.0187, 0.0187)
+    return app
+
+
+def test_a_follow_up_resumes_the_cli_session_at_its_own_tier_and_cost(make_app, fake):
+    app = continued_session(make_app, fake)
+    client = browser_client(app)
+    fake.plan([{"print": INIT}, {"print": result("Restarted.", cost=0.05)}])
+    response = post_form(client, "/sessions/1/followup", {"prompt": " restart it ", "tier": "2"})
+    assert response.headers["HX-Redirect"] == "/sessions/2"
+    session = wait_for(lambda: finished(app, 2))
+    assert (session["trigger"], session["parent_id"], session["tier"], session["model"],
+            session["prompt_text"], session["status"]) == (
+        "manual", 1, 2, "sonnet", "restart it", "completed")
+    assert session["cost_usd"] == pytest.approx(0.05 - 0.0187) and session["cli_cost_usd"] == 0.05
+
+    first, second = fake.runs()
+    assert "--resume" not in first["argv"]
+    assert second["argv"][6:11] == ["--resume", "s1", "--fork-session", "--system-prompt-snapshot",
+                                    "off"]
+    assert second["stdin"] == "restart it" and argument(second, "--model") == "sonnet"
+    assert "Tier: 2 of 3" in argument(second, "--append-system-prompt")
+
+    page = client.get("/sessions/2").html
+    assert page.select_one(".meta a[href='/sessions/1']").text == "Session #1"
+    assert "the conversation so far: $0.0500" in page.select_one(".meta").text
+    parent_page = client.get("/sessions/1").html
+    assert [a["href"] for a in parent_page.select(".follow-ups a")] == ["/sessions/2"]
+    history = client.get("/sessions").html.select("tbody tr")
+    assert "↳ follow-up of #1" in history[0].text and "follow-up" not in history[1].text
+
+    # A follow-up of the follow-up continues from its total; the API form does the same.
+    fake.plan([{"print": INIT}, {"print": result("Checked.", cost=0.06)}])
+    created = client.post_json("/api/v1/sessions/2/followup", {"prompt": "check it", "tier": 1},
+                               status=201)
+    session = wait_for(lambda: finished(app, created.json["id"]))
+    assert (session["parent_id"], session["tier"]) == (2, 1)
+    assert session["cost_usd"] == pytest.approx(0.01)
+
+
+def test_a_follow_up_without_htmx_redirects_and_takes_the_parent_tier_by_default(make_app, fake):
+    app = continued_session(make_app, fake)
+    client = browser_client(app)
+    form = client.get("/sessions/1").html.select_one("form.continue-form")
+    assert form["hx-post"] == "/sessions/1/followup"
+    assert form.select_one("option[selected]")["value"] == "1"
+    response = client.post("/sessions/1/followup", {"prompt": "and now?"}, status=303)
+    assert response.headers["Location"].endswith("/sessions/2")
+    assert wait_for(lambda: finished(app, 2))["tier"] == 1
+
+
+def test_follow_ups_that_cannot_be_made_are_refused_and_create_nothing(make_app, fake):
+    fake.plan([{"print": assistant_text("no init line")}, {"print": result()}])
+    app = make_app()
+    client = browser_client(app)
+    app.scheduler.trigger_adhoc("first")
+    assert wait_for(lambda: finished(app, 1))["cli_session_id"] is None
+    assert client.get("/sessions/1").html.select_one("form.continue-form") is None
+
+    response = post_form(client, "/sessions/1/followup", {"prompt": "more"}, status=400)
+    assert fragment_text(response) == ("Session 1 cannot be continued: the CLI never told its"
+                                       " session id (it ended before the CLI started).")
+    assert "cannot be continued" in client.post_json(
+        "/api/v1/sessions/1/followup", {"prompt": "more"}, status=400).json["error"]
+    for path in ["/sessions/7/followup", "/sessions/x/followup"]:
+        post_form(client, path, {"prompt": "more"}, status=404)
+    client.post_json("/api/v1/sessions/7/followup", {"prompt": "more"}, status=404)
+    with pytest.raises(claude_ops.TriggerRefused) as refused:
+        app.scheduler.trigger_adhoc("more", parent=7)
+    assert (refused.value.status, refused.value.message) == (404, "No such session.")
+
+    fake.plan([{"print": INIT}, {"print": result()}])
+    app.scheduler.trigger_adhoc("second")
+    wait_for(lambda: finished(app, 2))
+    post_form(client, "/sessions/2/followup", {"prompt": "  "}, status=400)
+    post_form(client, "/sessions/2/followup", {"prompt": "more", "tier": "4"}, status=400)
+    client.post_json("/api/v1/sessions/2/followup", {"prompt": "more", "tier": "x"}, status=400)
+    assert len(rows(app)) == 2 and len(fake.runs()) == 2
+
+
+def test_a_running_session_cannot_be_continued_and_busy_is_409(make_app, fake):
+    app = continued_session(make_app, fake)
+    client = browser_client(app)
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app.scheduler.trigger_adhoc("slow")
+    wait_for(lambda: len(fake.runs()) == 2)
+    response = post_form(client, "/sessions/2/followup", {"prompt": "more"}, status=400)
+    assert fragment_text(response) == "Session 2 is still running: continue it once it has finished."
+    response = post_form(client, "/sessions/1/followup", {"prompt": "more"}, status=409)
+    assert response.html.select_one(".trigger-error a")["href"] == "/sessions/2"
+    client.post_json("/api/v1/sessions/1/followup", {"prompt": "more"}, status=409)
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, 2))
+    assert len(rows(app)) == 2 and len(fake.runs()) == 2
+
+
+def test_a_cli_session_id_that_is_not_an_id_never_reaches_argv(make_app, fake):
+    fake.plan([{"print": dict(INIT, session_id="--dangerously-skip-permissions")},
+               {"print": result()}])
+    app = make_app()
+    app.scheduler.trigger_adhoc("first")
+    assert wait_for(lambda: finished(app, 1))["cli_session_id"] is None
+    post_form(browser_client(app), "/sessions/1/followup", {"prompt": "more"}, status=400)
+    assert len(fake.runs()) == 1
+
+
+def test_the_cli_session_id_is_on_the_row_while_the_session_runs(make_app, fake):
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app = make_app()
+    app.scheduler.trigger_adhoc("slow")
+    wait_for(lambda: app.store.session(1) and app.store.session(1)["cli_session_id"] == "s1",
+             message="the CLI session id on the running row")
+    assert app.store.session(1)["status"] == "running"
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, 1))
+
+
+def test_follow_ups_are_found_through_an_index(make_app):
+    app = make_app(start=False)
+    plan = app.store.db.execute("EXPLAIN QUERY PLAN SELECT id, status FROM sessions"
+                                " WHERE parent_id = ? ORDER BY id LIMIT ?", (1, 100)).fetchall()
+    assert "sessions_parent_id" in " ".join(row["detail"] for row in plan)
+
+
+def test_cross_site_posts_to_the_new_routes_change_nothing(make_app, fake):
+    app = continued_session(make_app, fake)
+    client = browser_client(app)
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app.scheduler.trigger_adhoc("slow")
+    wait_for(lambda: len(fake.runs()) == 2)
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, 2))
+    fake.plan([{"print": INIT}, {"hang": True}])
+    app.scheduler.trigger_adhoc("running")
+    wait_for(lambda: len(fake.runs()) == 3)
+    for headers in [{"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": "null"}]:
+        for path in ["/sessions/3/stop", "/sessions/1/rerun", "/sessions/1/followup"]:
+            post_form(client, path, {"prompt": "x", "tier": "2"}, status=403, **headers)
+            client.post_json("/api/v1" + path, {"prompt": "x", "tier": 2}, headers=headers,
+                             status=403)
+    assert app.store.session(3)["status"] == "running" and len(rows(app)) == 3
+    assert len(fake.runs()) == 3 and not app.scheduler.pending_trigger
+    client.post("/api/v1/sessions/3/stop", headers={"Origin": "http://localhost"}, status=200)
+    assert app.store.session(3)["status"] == "stopped"
+
+
+def real_app(make_app, real_cli, tmp_path, api, **settings):
+    """An app that runs the genuine CLI against `api`, as run_real does, with `settings`."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    environ = {"PATH": os.environ["PATH"], "HOME": str(home), "TMPDIR": str(home),
+               "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key",
+               "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    return make_app(environ=environ, claude_bin=real_cli, session_timeout_s=120, **settings)
+
+
+def stdout_events(app, session):
+    return [json.loads(record["line"]) for record in log_records(app, session)
+            if record["stream"] == "stdout" and record["line"].startswith("{")]
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def test_a_follow_up_resumes_the_real_cli_conversation_at_tier_2_with_its_own_cost(run_real):
+    with MessagesAPI([text_reply("Prowlarr is down: connection refused on port 9696."),
+                      text_reply("Restarted Prowlarr; it answers again.")]) as api:
+        app, first = run_real(api, "Is Prowlarr up?")
+        assert first["status"] == "completed", first["error"]
+        app.scheduler.trigger_adhoc("Restart it.", tier=2, parent=1)
+        second = wait_for(lambda: finished(app, 2), timeout=150, message="the follow-up")
+    assert second["status"] == "completed", second["error"]
+    assert second["response"] == "Restarted Prowlarr; it answers again."
+
+    earlier, later = api.message_requests()
+    conversation = json.dumps(later["messages"])
+    assert "Is Prowlarr up?" in conversation and "connection refused on port 9696" in conversation
+    assert "Restart it." in conversation and "Restart it." not in json.dumps(earlier["messages"])
+    assert earlier["model"].startswith("claude-haiku") and later["model"].startswith("claude-sonnet")
+    assert "Tier: 1 of 3" in json.dumps(earlier["system"])
+    system = json.dumps(later["system"])
+    assert "Tier: 2 of 3" in system and "Tier: 1 of 3" not in system
+
+    # Each session has a CLI session of its own (a fork), in the same working folder.
+    first_init, second_init = (stdout_events(app, row)[0] for row in (first, second))
+    assert UUID.fullmatch(first["cli_session_id"]) and first_init["session_id"] == first["cli_session_id"]
+    assert UUID.fullmatch(second["cli_session_id"]) and second["cli_session_id"] != first["cli_session_id"]
+    assert first_init["cwd"] == second_init["cwd"] == app.config.state_dir
+
+    # The CLI reports the conversation's running total; the row keeps the follow-up's own part.
+    result_event = stdout_events(app, second)[-1]
+    assert result_event["type"] == "result"
+    assert result_event["total_cost_usd"] == second["cli_cost_usd"] == pytest.approx(
+        first["cost_usd"] + second["cost_usd"])
+    sonnet_cost, = [usage["costUSD"] for model, usage in result_event["modelUsage"].items()
+                    if "sonnet" in model]
+    assert second["cost_usd"] == pytest.approx(sonnet_cost) and second["num_turns"] == 1
+    assert 0 < first["cost_usd"] < second["cost_usd"] < second["cli_cost_usd"]
+
+
+def test_max_turns_on_the_real_cli_ends_failed_with_the_turn_reason(make_app, real_cli, tmp_path):
+    with MessagesAPI([tool_reply("Bash", {"command": "echo one"}), text_reply("Not reached.")]) as api:
+        app = real_app(make_app, real_cli, tmp_path, api, max_turns=1)
+        app.scheduler.trigger_adhoc("Run the check.")
+        session = wait_for(lambda: finished(app, 1), timeout=150, message="the real CLI's session")
+    assert (session["status"], session["error"], session["exit_code"]) == (
+        "failed", "hit the limit of 1 turn", 1)
+    assert len(api.message_requests()) == 1
+    assert stdout_events(app, session)[-1]["subtype"] == "error_max_turns"
+
+
+def test_the_budget_on_the_real_cli_ends_failed_with_the_budget_reason(make_app, real_cli, tmp_path):
+    # The stand-in's usage costs about $0.00003 a request: the first one is over this budget.
+    with MessagesAPI([tool_reply("Bash", {"command": "echo one"}), text_reply("Not reached.")]) as api:
+        app = real_app(make_app, real_cli, tmp_path, api, max_budget_usd=0.00001)
+        app.scheduler.trigger_adhoc("Run the check.")
+        session = wait_for(lambda: finished(app, 1), timeout=150, message="the real CLI's session")
+    assert (session["status"], session["error"]) == ("failed", "hit the budget of $0.00001")
+    assert stdout_events(app, session)[-1]["subtype"] == "error_max_budget_usd"
+
+
+def test_stop_on_a_live_page_ends_the_session_and_the_page_shows_it(
+        app_process, fake, open_page, tmp_path):
+    fake.plan([{"print": INIT}, {"print": assistant_text("Working on it.")},
+               {"ignore_sigterm": True}, {"hang": True}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "slow job"})
+    run = wait_for(lambda: fake.runs(), message="the CLI to start")[0]
+    laptop = open_page(LAPTOP)
+    page = laptop.page
+    page.goto(app.url + "/sessions/1")
+    page.wait_for_selector("#transcript >> text=Working on it.")
+    assert page.locator("form.continue-form").count() == 0
+    page.evaluate("window.loadedOnce = true")
+    questions = []
+    page.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    page.click("button.button-stop")
+    page.wait_for_selector("#session-summary .status-badge.status-stopped")
+    page.wait_for_selector("#transcript >> text=session ended: stopped: stopped from the dashboard")
+    assert page.evaluate("window.loadedOnce") is True   # no reload
+    assert questions == ["Stop session 1? The agent is stopped at once, whatever it is doing."]
+    assert page.inner_text(".error-block pre") == "stopped from the dashboard"
+    assert page.locator("button.button-stop").count() == 0
+    assert page.locator("form.continue-form").count() == 1   # it can be continued now
+    assert app.get("/api/v1/sessions/1")["status"] == "stopped"
+    assert not group_alive(run["pgid"])
+    page.screenshot(path=str(tmp_path / "stopped-1280.png"), full_page=True)
+    assert unexpected_console_errors(laptop) == [] and laptop.foreign_requests() == []
+
+
+def test_a_tier_chosen_at_375px_runs_and_continue_lands_on_the_follow_up(
+        app_process, fake, open_page, tmp_path):
+    app = app_process()
+    phone = open_page(PHONE)
+    page = phone.page
+    page.goto(app.url + "/")
+    assert not phone.scrolls_sideways()
+    page.fill("form.trigger-form textarea", "Is Prowlarr up?")
+    page.select_option("form.trigger-form select[name=tier]", "2")
+    page.click("form.trigger-form button")
+    page.wait_for_url(app.url + "/sessions/1")
+    page.wait_for_selector("#session-summary .status-badge.status-completed")
+    page.fill("form.continue-form textarea", "Restart it.")
+    assert page.eval_on_selector("form.continue-form select", "select => select.value") == "2"
+    page.select_option("form.continue-form select[name=tier]", "3")
+    page.screenshot(path=str(tmp_path / "continue-375.png"), full_page=True)
+    assert not phone.scrolls_sideways()
+    page.click("form.continue-form button")
+    page.wait_for_url(app.url + "/sessions/2")
+    page.wait_for_selector("#session-summary .status-badge.status-completed")
+    assert page.inner_text(".meta a[href='/sessions/1']") == "Session #1"
+    assert not phone.scrolls_sideways()
+    first, second = fake.runs()
+    assert (argument(first, "--model"), argument(second, "--model")) == ("sonnet", "opus")
+    assert argument(second, "--resume") == "s1" and second["stdin"] == "Restart it."
+    page.goto(app.url + "/sessions")
+    assert "↳ follow-up of #1" in page.inner_text("tbody tr:first-child")
+    assert not phone.scrolls_sideways()
+    assert unexpected_console_errors(phone) == [] and phone.foreign_requests() == []

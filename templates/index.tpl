@@ -34,6 +34,7 @@
     <label for="prompt" class="visually-hidden">Prompt</label>
     <textarea id="prompt" name="prompt" rows="3" placeholder="Describe what you want Claude to check or fix..."></textarea>
     <div class="trigger-actions">
+      {{!partial('tier_select', selected=1)}}
       <button type="submit">Run Now</button>
       <div id="trigger-result" aria-live="polite"></div>
     </div>

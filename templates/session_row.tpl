@@ -1,5 +1,9 @@
 <tr>
-  <td><a href="/sessions/{{session.id}}">#{{session.id}}</a></td>
+  <td><a href="/sessions/{{session.id}}">#{{session.id}}</a>
+  % if session.parent_id:
+  <span class="follow-up-of">↳ follow-up of <a href="/sessions/{{session.parent_id}}">#{{session.parent_id}}</a></span>
+  % end
+  </td>
   <td>{{!session.started}}</td>
   <td>{{!partial('trigger_badge', session=session)}}</td>
   <td>{{!partial('status_badge', session=session)}}</td>

@@ -7,12 +7,23 @@
   <dl class="meta">
     <dt>Trigger</dt><dd>{{session.trigger}}</dd>
     <dt>Status</dt><dd>{{session.status_label}}</dd>
+    <dt>Tier</dt><dd>{{session.tier}}</dd>
     <dt>Model</dt><dd>{{session.model}}</dd>
+    % if session.parent_id:
+    <dt>Follow-up of</dt><dd><a href="/sessions/{{session.parent_id}}">Session #{{session.parent_id}}</a></dd>
+    % end
+    % if session.follow_ups:
+    <dt>Follow-ups</dt><dd class="follow-ups">
+      % for follow_up in session.follow_ups:
+      <a href="/sessions/{{follow_up['id']}}">#{{follow_up['id']}}</a>
+      % end
+    </dd>
+    % end
     <dt>Prompt</dt><dd>{{session.prompt_file}}</dd>
     <dt>Started</dt><dd>{{!session.started}}</dd>
     <dt>Ended</dt><dd>{{!session.ended}}</dd>
     <dt>Duration</dt><dd>{{session.duration}}</dd>
-    <dt>Cost</dt><dd>{{session.cost}}</dd>
+    <dt>Cost</dt><dd>{{session.cost}}{{' · the conversation so far: ' + session.conversation_cost if session.conversation_cost else ''}}</dd>
     <dt>Turns</dt><dd>{{session.turns}}</dd>
     <dt>Exit code</dt><dd>{{session.exit_code}}</dd>
   </dl>
@@ -27,6 +38,7 @@
     % end
   </ul>
   % end
+  {{!partial('session_actions', session=session)}}
 </section>
 % if session.operator_prompt:
 <section class="card prompt-block">
