@@ -2259,8 +2259,9 @@ def setup_warnings(config, environ):
     """What keeps sessions from working, said so that a user knows how to fix it."""
     warnings = []
     if shutil.which(config.claude_bin, path=environ.get("PATH")) is None:
-        warnings.append(f"The Claude Code CLI ({config.claude_bin}) is not on PATH: install it with"
-                        " `npm install -g @anthropic-ai/claude-code`, or set CLAUDEOPS_CLAUDE_BIN.")
+        warnings.append(f"The Claude Code CLI ({config.claude_bin}) is not on PATH: install it as the"
+                        " README's \"The Claude Code CLI\" says (no sudo needed), or set"
+                        " CLAUDEOPS_CLAUDE_BIN to where it is.")
     logged_in = os.path.exists(os.path.join(environ.get("HOME", "~"), ".claude", ".credentials.json"))
     if not (environ.get("ANTHROPIC_API_KEY") or environ.get("CLAUDE_CODE_OAUTH_TOKEN") or logged_in):
         warnings.append("No Claude credentials: set ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN"
