@@ -1422,11 +1422,12 @@ def with_security_headers(wsgi_app):
 
 
 def host_name(host_header):
-    """The host part of a Host header, lower-case, without port or IPv6 brackets."""
+    """The host part of a Host header, lower-case, without port or IPv6 brackets, and without
+    the trailing dot of a fully qualified name (`localhost.` is `localhost`)."""
     host = host_header.strip().lower()
     if host.startswith("["):
         return host[1:host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).removesuffix(".")
 
 
 def is_ip_literal(name):

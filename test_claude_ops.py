@@ -1777,3 +1777,14 @@ def test_the_default_block_list_stops_a_restart_in_the_real_cli(run_real):
     entries = transcript_entries(app)
     assert ("Bash", "systemctl restart jellyfin") in entries
     assert any(label == "result" and "1 tool call denied" in text for label, text in entries)
+
+
+# Hardening: odd requests, the agent's files, idle sockets ##########################################
+
+def test_a_host_name_with_a_trailing_dot_is_the_same_name(make_app):
+    app = make_app(allowed_hosts=("pi.lan",))
+    client = webtest.TestApp(app.web)
+    for host in ["localhost.", "localhost.:8080", "pi.lan.", "PI.LAN.:80", socket.gethostname() + "."]:
+        client.get("/api/v1/health", extra_environ={"HTTP_HOST": host}, status=200)
+    for host in ["evil.example.", "localhost..", "pi.lan.evil.", "."]:
+        client.get("/api/v1/health", extra_environ={"HTTP_HOST": host}, status=403)
