@@ -1409,6 +1409,12 @@ def refuse(status, message):
     raise bottle.HTTPError(status, message)
 
 
+def see_other(location):
+    """A 303 to `location` exactly as given. Bottle's redirect() would join it to the request's
+    URL, whose host and scheme a client chooses with X-Forwarded-Host and X-Forwarded-Proto."""
+    return bottle.HTTPResponse(status=303, Location=location)
+
+
 def with_security_headers(wsgi_app):
     """Adds SECURITY_HEADERS to every response, error pages and redirects included (Bottle's
     HTTPResponse replaces the headers a hook set)."""
@@ -1730,7 +1736,7 @@ class Web:
                                          message=refused.message)
         session_id = started.wait(TRIGGER_REDIRECT_WAIT_S)
         if not is_htmx():
-            return bottle.redirect(f"/sessions/{session_id}" if session_id else "/sessions", 303)
+            return see_other(f"/sessions/{session_id}" if session_id else "/sessions")
         if session_id:
             bottle.response.set_header("HX-Redirect", f"/sessions/{session_id}")
         return self.templates.render("trigger_result", ok=True, session_id=session_id,

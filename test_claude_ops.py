@@ -1788,3 +1788,27 @@ def test_a_host_name_with_a_trailing_dot_is_the_same_name(make_app):
         client.get("/api/v1/health", extra_environ={"HTTP_HOST": host}, status=200)
     for host in ["evil.example.", "localhost..", "pi.lan.evil.", "."]:
         client.get("/api/v1/health", extra_environ={"HTTP_HOST": host}, status=403)
+
+
+def served_request(app, method, path, body=None, **headers):
+    """One request to a served app over loopback: (status, headers as a dict, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=dict({"Host": "localhost"}, **headers))
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def test_redirects_are_relative_whatever_the_forwarded_headers_say(make_app, fake):
+    app = make_app(serve=True)
+    forwarded = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
+                 "Content-Type": "application/x-www-form-urlencoded"}
+    status, headers, _ = served_request(app, "POST", "/sessions/trigger", b"prompt=x", **forwarded)
+    assert (status, headers["Location"]) == (303, "/sessions/1")
+    wait_for(lambda: finished(app, 1))
+    forwarded["Content-Type"] = "application/json"
+    status, headers, _ = served_request(app, "POST", "/api/v1/sessions/trigger", b'{"prompt": "y"}',
+                                        **forwarded)
+    assert (status, headers["Location"]) == (201, "/api/v1/sessions/2")
