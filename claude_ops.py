@@ -1323,6 +1323,7 @@ SUMMARY_CHARS = 300
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".svg": "image/svg+xml"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -1591,6 +1592,15 @@ def json_body():
         refuse(400, "The body is not valid UTF-8 JSON.")
 
 
+def form_fields():
+    """The request's form fields; 415 for a body of another type, which Bottle would otherwise
+    parse as if it were URL-encoded (a JSON or text/plain body would start a session)."""
+    content_type = bottle.request.content_type.split(";")[0].strip().lower()
+    if content_type not in FORM_TYPES and bottle.request.content_length > 0:
+        refuse(415, "Send the form as application/x-www-form-urlencoded or multipart/form-data.")
+    return bottle.request.forms
+
+
 def is_htmx():
     return bottle.request.headers.get("HX-Request") == "true"
 
@@ -1721,9 +1731,10 @@ class Web:
 
     def posted_prompt(self):
         """The `prompt` form field as text; invalid UTF-8 is refused, never guessed at."""
-        if "prompt" not in bottle.request.forms:
+        forms = form_fields()
+        if "prompt" not in forms:
             return ""
-        prompt = bottle.request.forms.getunicode("prompt")
+        prompt = forms.getunicode("prompt")
         if prompt is None:
             refuse(400, "The prompt is not valid UTF-8.")
         return prompt

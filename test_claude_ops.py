@@ -1812,3 +1812,20 @@ def test_redirects_are_relative_whatever_the_forwarded_headers_say(make_app, fak
     status, headers, _ = served_request(app, "POST", "/api/v1/sessions/trigger", b'{"prompt": "y"}',
                                         **forwarded)
     assert (status, headers["Location"]) == (201, "/api/v1/sessions/2")
+
+
+def test_the_form_route_takes_only_form_bodies(make_app, fake):
+    app = make_app()
+    client = browser_client(app)
+    for content_type, body in [("application/json", b'{"prompt": "x"}'), ("text/plain", b"prompt=x"),
+                               ("application/xml", b"prompt=x"), ("", b"prompt=x")]:
+        response = client.post("/sessions/trigger", body, content_type=content_type, status=415,
+                               headers={"HX-Request": "true"})
+        assert "application/x-www-form-urlencoded" in response.text
+    assert rows(app) == [] and fake.runs() == [] and app.scheduler.pending_trigger is False
+    client.post("/sessions/trigger", {"prompt": "as multipart"}, content_type="multipart/form-data",
+                headers={"HX-Request": "true"}, status=200)
+    wait_for(lambda: finished(app, 1))
+    trigger(client, "as a url-encoded form")
+    wait_for(lambda: finished(app, 2))
+    assert [row["prompt_text"] for row in rows(app)] == ["as a url-encoded form", "as multipart"]
