@@ -1471,9 +1471,24 @@ def sign_in_required():
     return error
 
 
+def is_utf8_request(environ):
+    """Whether the path and every header are UTF-8. Bottle decodes a header only when it is read,
+    failing in the middle of a handler, and drops what it cannot decode from the path, which then
+    names another page. Cookies are never read here, and other services on this host set them."""
+    try:
+        for key, value in environ.items():
+            if (key.startswith("HTTP_") and key != "HTTP_COOKIE") or key == "bottle.raw_path":
+                value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
 def check_request(request, allowed_hosts, password):
-    """Raises the HTTPError that refuses `request`: a foreign Host (DNS rebinding), no password,
-    a cross-site change, a body too large or of unknown length."""
+    """Raises the HTTPError that refuses `request`: bytes that are not UTF-8, a foreign Host (DNS
+    rebinding), no password, a cross-site change, a body too large or of unknown length."""
+    if not is_utf8_request(request.environ):
+        refuse(400, "The address or a header of the request is not valid UTF-8.")
     host = host_name(request.get_header("Host", ""))
     if not (is_ip_literal(host) or host in allowed_hosts):
         refuse(403, f"This dashboard does not answer to the host name {host!r}. "
@@ -1532,7 +1547,7 @@ class StaticFiles:
         """(body, etag, content type) of a static file; None for anything else."""
         name = os.path.normpath(path)
         extension = os.path.splitext(name)[1]
-        if name.startswith(("..", "/")) or extension not in STATIC_TYPES:
+        if name.startswith(("..", "/")) or "\0" in name or extension not in STATIC_TYPES:
             return None
         if name not in self.found:
             try:
@@ -1588,7 +1603,7 @@ def json_body():
         refuse(415, "Send the body as JSON (Content-Type: application/json).")
     try:
         return json.loads(bottle.request.body.read().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         refuse(400, "The body is not valid UTF-8 JSON.")
 
 
@@ -1598,7 +1613,10 @@ def form_fields():
     content_type = bottle.request.content_type.split(";")[0].strip().lower()
     if content_type not in FORM_TYPES and bottle.request.content_length > 0:
         refuse(415, "Send the form as application/x-www-form-urlencoded or multipart/form-data.")
-    return bottle.request.forms
+    try:
+        return bottle.request.forms
+    except (UnicodeError, LookupError):  # a multipart field that is not text in its charset
+        refuse(400, "The form is not valid UTF-8.")
 
 
 def is_htmx():

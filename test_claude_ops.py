@@ -1829,3 +1829,69 @@ def test_the_form_route_takes_only_form_bodies(make_app, fake):
     trigger(client, "as a url-encoded form")
     wait_for(lambda: finished(app, 2))
     assert [row["prompt_text"] for row in rows(app)] == ["as a url-encoded form", "as multipart"]
+
+
+def raw_exchange(port, request, timeout=10):
+    """Sends `request` bytes as they are and returns everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer
+
+
+def raw_status(port, method, path, *header_lines, body=b""):
+    head = f"{method} {path} HTTP/1.1\r\nConnection: close\r\n".encode("latin-1")
+    if not any(line.lower().startswith(b"host:") for line in header_lines):
+        head += b"Host: localhost\r\n"
+    head += b"".join(line + b"\r\n" for line in header_lines)
+    answer = raw_exchange(port, head + b"\r\n" + body)
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.") else None
+
+
+def multipart(name, value, boundary="fence", charset=None):
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value + f"\r\n--{boundary}--\r\n".encode())
+    content_type = f"multipart/form-data; boundary={boundary}" + (f"; charset={charset}" if charset else "")
+    return (f"Content-Type: {content_type}".encode(), b"Content-Length: %d" % len(body)), body
+
+
+ODD_REQUESTS = [  # (why, method, path, header lines, body, the status it earns)
+    ("a NUL in a static name", "GET", "/static/style.css%00.js", (), b"", 404),
+    ("a multipart prompt that is not UTF-8", "POST", "/sessions/trigger",
+     *multipart("prompt", b"\xff\xfe look"), 400),
+    ("a multipart charset that does not exist", "POST", "/sessions/trigger",
+     *multipart("prompt", b"look", charset="no-such-charset"), 400),
+    ("a multipart body without its boundary", "POST", "/sessions/trigger",
+     (b"Content-Type: multipart/form-data; boundary=x", b"Content-Length: 5"), b"abcde", 400),
+    ("JSON nested 50,000 deep", "POST", "/api/v1/sessions/trigger",
+     (b"Content-Type: application/json", b"Content-Length: 50000"), b"[" * 50000, 400),
+    ("a Host that is not UTF-8", "GET", "/", (b"Host: \xff\xfe",), b"", 400),
+    ("an HX-Request that is not UTF-8", "GET", "/sessions", (b"HX-Request: \xff",), b"", 400),
+    ("a Last-Event-ID that is not UTF-8", "GET", "/sessions/1/stream", (b"Last-Event-ID: \xff",),
+     b"", 400),
+    ("an If-None-Match that is not UTF-8", "GET", "/static/style.css", (b"If-None-Match: \xff",),
+     b"", 400),
+    ("an Origin that is not UTF-8", "POST", "/sessions/trigger",
+     (b"Origin: \xff", b"Content-Length: 0"), b"", 400),
+    ("a path that is not UTF-8", "GET", "/%ff%fe", (), b"", 400),
+    ("a raw path byte that is not UTF-8", "GET", "/\xff", (), b"", 400),
+    ("a Content-Length that is not a number", "POST", "/sessions/trigger",
+     (b"Content-Type: application/x-www-form-urlencoded", b"Content-Length: abc"), b"prompt=x", 400),
+    ("a negative Content-Length", "POST", "/sessions/trigger",
+     (b"Content-Type: application/x-www-form-urlencoded", b"Content-Length: -1"), b"prompt=x", 400),
+    ("a 70 KB header", "GET", "/", (b"X-Big: " + b"a" * 70000,), b"", 400),
+    ("query strings that do not decode", "GET", "/sessions?before=%FF%FE&x=%&y=%zz", (), b"", 200),
+    ("an API query that does not decode", "GET", "/api/v1/sessions?before=%ZZ", (), b"", 200),
+    ("cookies of any shape", "GET", "/", (b'Cookie: a="\xff\\"; b=;;;=; c',), b"", 200),
+    ("a stream resumed from nonsense", "GET", "/sessions/1/stream?after=%ff", (), b"", 200),
+]
+
+
+@pytest.mark.parametrize("why, method, path, header_lines, body, status", ODD_REQUESTS,
+                         ids=[case[0] for case in ODD_REQUESTS])
+def test_no_input_is_a_fault(make_app, fake, why, method, path, header_lines, body, status):
+    app = served_session(make_app, fake, plan_ok())
+    assert raw_status(app.port, method, path, *header_lines, body=body) == status
+    assert len(rows(app)) == 1 and len(fake.runs()) == 1
