@@ -17,6 +17,7 @@ import html
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -459,7 +460,13 @@ class ServiceCooldown:
 
 
 def number_or_none(value):
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A JSON number that SQLite can store and a page can print; None for anything else (NaN,
+    Infinity and integers past 64 bits parse as JSON in Python)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value if -2**63 <= value < 2**63 else None
 
 
 def count_since(records, since):
@@ -542,6 +549,11 @@ TOOL_RESULT_PREVIEW_CHARS = 400
 TOOL_INPUT_GIST_CHARS = 300
 DETAIL_CHARS = 300
 TRANSCRIPT_PAGE_LINES = 2000
+# Figures past these are shown as a bound or not at all: the CLI's result event can say anything.
+MAX_SHOWN_COST_USD = 10_000
+MAX_SHOWN_DURATION_S = 366 * 24 * 3600
+MAX_SHOWN_TURNS = 100_000
+NOTHING = "—"
 
 
 def shorten(text, limit):
@@ -640,14 +652,41 @@ def message_entries(event):
     return entries
 
 
+def cost_text(usd):
+    """Dollars to four places, a bound past MAX_SHOWN_COST_USD, NOTHING for no real cost."""
+    usd = number_or_none(usd)
+    if usd is None or usd < 0:
+        return NOTHING
+    return f">${MAX_SHOWN_COST_USD:,}" if usd > MAX_SHOWN_COST_USD else f"${usd:.4f}"
+
+
+def duration_text(seconds):
+    """A duration as people say it; NOTHING for one that is negative or longer than a year."""
+    seconds = number_or_none(seconds)
+    if seconds is None or not 0 <= seconds <= MAX_SHOWN_DURATION_S:
+        return NOTHING
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def turn_count(value):
+    """A whole number of turns up to MAX_SHOWN_TURNS, else None."""
+    value = number_or_none(value)
+    if value is None or value != int(value) or not 0 <= value <= MAX_SHOWN_TURNS:
+        return None
+    return int(value)
+
+
 def result_entries(event):
     parts = [str(event.get("subtype") or "done")]
-    if event.get("num_turns") is not None:
-        parts.append(plural(event["num_turns"], "turn"))
-    if isinstance(event.get("total_cost_usd"), (int, float)):
-        parts.append(f"${event['total_cost_usd']:.4f}")
-    if isinstance(event.get("duration_ms"), (int, float)):
-        parts.append(f"{event['duration_ms'] / 1000:.1f} s")
+    turns, duration_ms = turn_count(event.get("num_turns")), number_or_none(event.get("duration_ms"))
+    if turns is not None:
+        parts.append(plural(turns, "turn"))
+    figures = (cost_text(event.get("total_cost_usd")),
+               duration_text(None if duration_ms is None else duration_ms / 1000))
+    parts += [figure for figure in figures if figure != NOTHING]
     if event.get("permission_denials"):
         parts.append(plural(len(event["permission_denials"]), "tool call") + " denied")
     return [("result-error" if event.get("is_error") else "result", "result", " · ".join(parts))]
@@ -1335,7 +1374,6 @@ SECURITY_HEADERS = {
 HTTP_REASONS = {400: "Bad request", 401: "Sign-in required", 403: "Forbidden", 404: "Not found",
                 405: "Method not allowed", 409: "Busy", 411: "Length required", 413: "Too large",
                 415: "Unsupported type", 500: "Something went wrong", 503: "Unavailable"}
-NOTHING = "—"
 
 
 def local_time(text):
@@ -1348,15 +1386,11 @@ def local_time(text):
 
 def session_duration(session):
     if session.get("duration_ms") is not None:
-        seconds = session["duration_ms"] / 1000
-    elif session.get("ended_at") and session.get("started_at"):
-        seconds = (parse_iso(session["ended_at"]) - parse_iso(session["started_at"])).total_seconds()
-    else:
-        return NOTHING
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+        return duration_text(session["duration_ms"] / 1000)
+    if session.get("ended_at") and session.get("started_at"):
+        return duration_text(
+            (parse_iso(session["ended_at"]) - parse_iso(session["started_at"])).total_seconds())
+    return NOTHING
 
 
 def spoken_seconds(seconds):
@@ -1381,13 +1415,15 @@ class SessionView:
     ended = property(lambda self: local_time(self.row["ended_at"]))
     duration = property(lambda self: session_duration(self.row))
     prompt_file = property(lambda self: self.row["prompt_file"] or NOTHING)
-    turns = property(lambda self: NOTHING if self.row["num_turns"] is None else self.row["num_turns"])
     exit_code = property(lambda self: NOTHING if self.row["exit_code"] is None
                          else self.row["exit_code"])
 
+    cost = property(lambda self: cost_text(self.row["cost_usd"]))
+
     @property
-    def cost(self):
-        return NOTHING if self.row["cost_usd"] is None else f"${self.row['cost_usd']:.4f}"
+    def turns(self):
+        turns = turn_count(self.row["num_turns"])
+        return NOTHING if turns is None else turns
 
     @property
     def operator_prompt(self):

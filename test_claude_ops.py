@@ -1895,3 +1895,33 @@ def test_no_input_is_a_fault(make_app, fake, why, method, path, header_lines, bo
     app = served_session(make_app, fake, plan_ok())
     assert raw_status(app.port, method, path, *header_lines, body=body) == status
     assert len(rows(app)) == 1 and len(fake.runs()) == 1
+
+
+def absurd_result(cost, duration_ms, turns):
+    # Written as raw JSON text: a 301-digit number has no float to come from.
+    return (f'{{"type": "result", "subtype": "success", "is_error": false, "result": "done",'
+            f' "total_cost_usd": {cost}, "duration_ms": {duration_ms}, "num_turns": {turns}}}')
+
+
+@pytest.mark.parametrize("cost, duration_ms, turns, shown_cost, shown_duration", [
+    ("1e308", "-1", "1" + "0" * 300, ">$10,000", "—"),
+    ("-5", "1e300", "-3", "—", "—"),
+    ("NaN", "Infinity", "2.5e9", "—", r"[0-9]\.[0-9] s"),  # no duration stored: the wall clock's
+])
+def test_absurd_costs_durations_and_turns_show_as_sane_values(make_app, fake, cost, duration_ms,
+                                                              turns, shown_cost, shown_duration):
+    app = served_session(make_app, fake, [{"print": INIT},
+                                          {"print": absurd_result(cost, duration_ms, turns)}])
+    assert finished(app, 1)["status"] == "completed"
+    client = browser_client(app)
+    page = client.get("/sessions/1")
+    meta = dict(zip([dt.text for dt in page.html.select(".meta dt")],
+                    [dd.text for dd in page.html.select(".meta dd")]))
+    assert (meta["Cost"], meta["Turns"]) == (shown_cost, "—")
+    assert re.fullmatch(shown_duration, meta["Duration"])
+    result_line = [entry.select_one(".text").text for entry in page.html.select("#transcript .entry")
+                   if entry.select_one(".label").text == "result"]
+    assert result_line == ["success" + (" · " + shown_cost if shown_cost != "—" else "")]
+    for path in ["/", "/sessions", "/sessions/1", "/sessions/1/summary"]:
+        text = client.get(path).text
+        assert not re.search(r"[0-9]{20}", text) and "-0.0" not in text and "nan" not in text, path
