@@ -1362,6 +1362,11 @@ SUMMARY_CHARS = 300
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".svg": "image/svg+xml"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# An address that gives this many wrong passwords within the window is refused for the lockout.
+SIGN_IN_FAILURES_ALLOWED = 10
+SIGN_IN_WINDOW_S = 60
+SIGN_IN_LOCKOUT_S = 300
+SIGN_IN_ADDRESSES_KEPT = 4096
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -1373,7 +1378,8 @@ SECURITY_HEADERS = {
 }
 HTTP_REASONS = {400: "Bad request", 401: "Sign-in required", 403: "Forbidden", 404: "Not found",
                 405: "Method not allowed", 409: "Busy", 411: "Length required", 413: "Too large",
-                415: "Unsupported type", 500: "Something went wrong", 503: "Unavailable"}
+                415: "Unsupported type", 429: "Too many attempts", 500: "Something went wrong",
+                503: "Unavailable"}
 
 
 def local_time(text):
@@ -1507,6 +1513,73 @@ def sign_in_required():
     return error
 
 
+def client_network(address):
+    """Who is signing in: the client's IP address, or its /64 for IPv6, where one host has a
+    whole /64 of addresses to choose from."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+@dataclass
+class AddressFailures:
+    times: deque                # of the last SIGN_IN_FAILURES_ALLOWED wrong passwords
+    locked_until: float = 0.0
+
+
+class SignInFailures:
+    """Wrong passwords by client network, on the monotonic clock. Bounded: past
+    SIGN_IN_ADDRESSES_KEPT networks, the one that failed least recently is forgotten."""
+
+    def __init__(self):
+        self.by_network = {}  # in the order of their last failure
+
+    def retry_after(self, network, now=None):
+        """Seconds until `network` may try again; 0 when it may try now."""
+        failures = self.by_network.get(network)
+        now = time.monotonic() if now is None else now
+        if failures is None or failures.locked_until <= now:
+            return 0
+        return math.ceil(failures.locked_until - now)
+
+    def failed(self, network, now=None):
+        now = time.monotonic() if now is None else now
+        failures = self.by_network.pop(network, None) or AddressFailures(
+            deque(maxlen=SIGN_IN_FAILURES_ALLOWED))
+        self.by_network[network] = failures
+        failures.times.append(now)
+        full = len(failures.times) == SIGN_IN_FAILURES_ALLOWED
+        if full and now - failures.times[0] <= SIGN_IN_WINDOW_S:
+            failures.locked_until = now + SIGN_IN_LOCKOUT_S
+            log.warning("%s gave %d wrong passwords within %d s: refused for %d s", network,
+                        SIGN_IN_FAILURES_ALLOWED, SIGN_IN_WINDOW_S, SIGN_IN_LOCKOUT_S)
+        while len(self.by_network) > SIGN_IN_ADDRESSES_KEPT:
+            del self.by_network[next(iter(self.by_network))]
+
+
+def check_password(request, password, failures):
+    """Raises 401 unless the request carries the password, and 429 for a network that kept
+    giving wrong ones, whatever it gives now. The peer's own address counts, never a header."""
+    network = client_network(request.environ.get("REMOTE_ADDR", ""))
+    wait_s = failures.retry_after(network)
+    if wait_s:
+        error = bottle.HTTPError(429, f"Too many wrong passwords: try again in {wait_s} s.")
+        error.set_header("Retry-After", str(wait_s))
+        raise error
+    given = request.get_header("Authorization", "")
+    if password_matches(given, password):
+        return
+    if given:  # a first visit carries no password yet: only a wrong one counts
+        log.warning("wrong dashboard password from %s for %s %s", request.environ.get(
+            "REMOTE_ADDR", "?"), request.method, request.path)
+        failures.failed(network)
+    raise sign_in_required()
+
+
 def is_utf8_request(environ):
     """Whether the path and every header are UTF-8. Bottle decodes a header only when it is read,
     failing in the middle of a handler, and drops what it cannot decode from the path, which then
@@ -1520,7 +1593,7 @@ def is_utf8_request(environ):
     return True
 
 
-def check_request(request, allowed_hosts, password):
+def check_request(request, allowed_hosts, password, sign_in_failures):
     """Raises the HTTPError that refuses `request`: bytes that are not UTF-8, a foreign Host (DNS
     rebinding), no password, a cross-site change, a body too large or of unknown length."""
     if not is_utf8_request(request.environ):
@@ -1530,8 +1603,7 @@ def check_request(request, allowed_hosts, password):
         refuse(403, f"This dashboard does not answer to the host name {host!r}. "
                     "Add it to CLAUDEOPS_ALLOWED_HOSTS to allow it.")
     if password and request.path != "/api/v1/health":
-        if not password_matches(request.get_header("Authorization", ""), password):
-            raise sign_in_required()
+        check_password(request, password, sign_in_failures)
     if request.method in SAFE_METHODS:
         return
     origin = request.get_header("Origin")
@@ -1670,9 +1742,11 @@ class Web:
         self.warnings = Refreshed(SETUP_CHECK_S, lambda: setup_warnings(config, environ))
         self.static_files = StaticFiles()
         self.dashboard_cache = (None, None)  # (what it showed, its HTML)
+        self.sign_in_failures = SignInFailures()
 
     def guard(self):
-        check_request(bottle.request, self.allowed_hosts, self.config.password)
+        check_request(bottle.request, self.allowed_hosts, self.config.password,
+                      self.sign_in_failures)
 
     def page(self, name, title, status=200, **values):
         bottle.response.status = status

@@ -1925,3 +1925,40 @@ def test_absurd_costs_durations_and_turns_show_as_sane_values(make_app, fake, co
     for path in ["/", "/sessions", "/sessions/1", "/sessions/1/summary"]:
         text = client.get(path).text
         assert not re.search(r"[0-9]{20}", text) and "-0.0" not in text and "nan" not in text, path
+
+
+def test_an_address_that_keeps_giving_wrong_passwords_is_refused_for_a_while(make_app, caplog):
+    app = make_app(serve=True, password="correct horse")
+    caplog.set_level("WARNING", logger="claude-ops")
+    wrong = {"Authorization": basic("Tr0ub4dor&3")}
+    for attempt in range(claude_ops.SIGN_IN_FAILURES_ALLOWED):
+        assert served_request(app, "GET", "/", **wrong)[0] == 401, attempt
+    right = {"Authorization": basic("correct horse")}
+    for path in ["/", "/api/v1/sessions"]:
+        status, headers, _ = served_request(app, "GET", path, **right)
+        assert status == 429 and 0 < int(headers["Retry-After"]) <= claude_ops.SIGN_IN_LOCKOUT_S
+    assert served_request(app, "GET", "/api/v1/health")[0] == 200
+    failures = [record.getMessage() for record in caplog.records
+                if record.getMessage().startswith("wrong dashboard password")]
+    assert failures == ["wrong dashboard password from 127.0.0.1 for GET /"] * 10
+    assert "refused for" in caplog.text and "Tr0ub4dor" not in caplog.text
+    client = browser_client(app)  # another address still signs in
+    client.get("/", headers=right, extra_environ={"REMOTE_ADDR": "192.0.2.9"}, status=200)
+    client.get("/", headers=right, extra_environ={"REMOTE_ADDR": "127.0.0.1"}, status=429)
+
+
+def test_sign_in_failures_end_count_ipv6_networks_and_stay_bounded():
+    failures = claude_ops.SignInFailures()
+    network = claude_ops.client_network
+    for number in range(claude_ops.SIGN_IN_FAILURES_ALLOWED):  # every address of one /64
+        failures.failed(network(f"2001:db8::{number + 1:x}"), now=1000.0 + number)
+    assert failures.retry_after(network("2001:db8::ffff"), now=1010.0) > 0
+    assert failures.retry_after(network("2001:db8:0:1::1"), now=1010.0) == 0
+    assert failures.retry_after(network("2001:db8::1"),
+                                now=1010.0 + claude_ops.SIGN_IN_LOCKOUT_S) == 0
+    for number in range(claude_ops.SIGN_IN_FAILURES_ALLOWED):  # slower than the window allows
+        failures.failed("192.0.2.1", now=5000.0 + number * claude_ops.SIGN_IN_WINDOW_S)
+    assert failures.retry_after("192.0.2.1", now=5000.0 + 10 * claude_ops.SIGN_IN_WINDOW_S) == 0
+    for number in range(3 * claude_ops.SIGN_IN_ADDRESSES_KEPT):
+        failures.failed(f"10.{number >> 16}.{number >> 8 & 255}.{number & 255}", now=9000.0)
+    assert len(failures.by_network) == claude_ops.SIGN_IN_ADDRESSES_KEPT
