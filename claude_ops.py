@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import stat
 import sys
 import time
 import zlib
@@ -439,6 +440,11 @@ EMPTY_COOLDOWN = {"services": {}, "last_run": None, "last_daily_digest": None}
 HEALTH_STATES = ("down", "degraded", "unknown", "healthy")
 COOLDOWN_RULES = ", and ".join(limit.rule for limit in COOLDOWN_LIMITS)
 COOLDOWN_RECOUNT_S = 10
+# What the pages take from the file, whatever the agent wrote into it.
+COOLDOWN_MAX_BYTES = 1024 * 1024
+COOLDOWN_SERVICES_SHOWN = 200
+COOLDOWN_PROBLEMS_SHOWN = 5
+COOLDOWN_NAME_CHARS = 80
 
 
 def ensure_cooldown_file(path):
@@ -469,54 +475,162 @@ def number_or_none(value):
     return value if -2**63 <= value < 2**63 else None
 
 
+class CooldownUnreadable(Exception):
+    """cooldown.json as a whole cannot be used; the message says why."""
+
+
+def read_cooldown_bytes(path):
+    """The file's bytes, if it is a regular file of at most COOLDOWN_MAX_BYTES. It is opened
+    without blocking and checked before it is read: under that name the agent could leave a FIFO,
+    whose open would wait for a writer and freeze every page, a device, or a directory."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise CooldownUnreadable("it is not a regular file")
+        with open(descriptor, "rb", closefd=False) as cooldown:
+            data = cooldown.read(COOLDOWN_MAX_BYTES + 1)
+    finally:
+        os.close(descriptor)
+    if len(data) > COOLDOWN_MAX_BYTES:
+        raise CooldownUnreadable(f"it is larger than {COOLDOWN_MAX_BYTES // (1024 * 1024)} MiB")
+    return data
+
+
+def parse_cooldown(data):
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise CooldownUnreadable("it is nested too deeply") from None
+    except ValueError as exc:
+        raise CooldownUnreadable(f"it is not JSON ({exc})") from None
+
+
+def clipped(text, limit):
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def agent_time(value):
+    """A time the agent wrote, as an aware datetime (UTC unless it says otherwise), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def json_kind(value):
+    """A JSON value as a notice names it: its type, or a scalar itself."""
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    return clipped(json.dumps(value), 40)
+
+
+# For each object of the file, its fields: (is the value usable, what it should be). A missing
+# or null field is no problem; the rest of the object is kept when one field is wrong.
+COOLDOWN_FIELDS = {
+    "services": (lambda value: isinstance(value, dict), "an object"),
+    "last_run": (agent_time, "a time"),
+    "last_daily_digest": (agent_time, "a time"),
+}
+SERVICE_FIELDS = {
+    "status": (lambda value: isinstance(value, str), "text"),
+    "last_checked": (agent_time, "a time"),
+    "consecutive_healthy": (lambda value: type(value) is int and 0 <= value < 2**31, "a count"),
+    "restarts": (lambda value: isinstance(value, list), "a list"),
+    "redeployments": (lambda value: isinstance(value, list), "a list"),
+}
+RECORD_FIELDS = {
+    "timestamp": (agent_time, "a time"),
+    "success": (lambda value: isinstance(value, bool), "true or false"),
+    "error": (lambda value: isinstance(value, str), "text"),
+}
+
+
+def valid_fields(where, value, fields, problems):
+    """The fields of a JSON object whose values are usable; each unusable one is named in
+    `problems`, under `where` (the path to the object, empty for the file's), and left out."""
+    if not isinstance(value, dict):
+        problems.append(f"{where or 'the file'} should be an object, not {json_kind(value)}")
+        return {}
+    valid = {}
+    for name, (usable, wanted) in fields.items():
+        field = value.get(name)
+        if field is not None and usable(field):
+            valid[name] = field
+        elif field is not None:
+            path = f"{where}.{name}" if where else name
+            problems.append(f"{path} should be {wanted}, not {json_kind(field)}")
+    return valid
+
+
+def valid_records(where, records, problems):
+    """The restart or redeployment records that have a time, the only ones that can be counted."""
+    valid = []
+    for number, record in enumerate(records):
+        fields = valid_fields(f"{where}[{number}]", record, RECORD_FIELDS, problems)
+        if "timestamp" in fields:
+            valid.append(fields)
+        elif isinstance(record, dict) and record.get("timestamp") is None:
+            problems.append(f"{where}[{number}] has no timestamp")
+    return valid
+
+
 def count_since(records, since):
-    count = 0
-    for record in records:
-        try:
-            moment = datetime.datetime.fromisoformat(str(record.get("timestamp")).replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
-        if moment >= since:
-            count += 1
-    return count
+    return sum(1 for record in records if agent_time(record["timestamp"]) >= since)
 
 
-def service_cooldown(name, service, now):
-    lists = {limit.records: [record for record in service.get(limit.records) or []
-                             if isinstance(record, dict)] for limit in COOLDOWN_LIMITS}
-    status = str(service.get("status") or "unknown")
-    last_checked = service.get("last_checked")
+def service_cooldown(name, service, now, problems):
+    where = clipped(name, 40)
+    fields = valid_fields(where, service, SERVICE_FIELDS, problems)
+    lists = {limit.records: valid_records(f"{where}.{limit.records}",
+                                          fields.get(limit.records, []), problems)
+             for limit in COOLDOWN_LIMITS}
+    status = clipped(fields.get("status") or "unknown", COOLDOWN_NAME_CHARS)
     last_restart = lists["restarts"][-1] if lists["restarts"] else {}
     return ServiceCooldown(
-        name=name, status=status,
+        name=clipped(name, COOLDOWN_NAME_CHARS), status=status,
         health=status.lower() if status.lower() in HEALTH_STATES else "unknown",
-        last_checked=last_checked if isinstance(last_checked, str) else None,
-        consecutive_healthy=number_or_none(service.get("consecutive_healthy")) or 0,
+        last_checked=fields.get("last_checked"),
+        consecutive_healthy=fields.get("consecutive_healthy", 0),
         recent=[(limit, count_since(lists[limit.records], now - limit.window))
                 for limit in COOLDOWN_LIMITS],
-        last_restart=last_restart.get("timestamp") if isinstance(
-            last_restart.get("timestamp"), str) else None,
+        last_restart=last_restart.get("timestamp"),
         last_restart_failed=last_restart.get("success") is False)
 
 
+def cooldown_notice(problems):
+    if not problems:
+        return None
+    shown = "; ".join(problems[:COOLDOWN_PROBLEMS_SHOWN])
+    more = len(problems) - COOLDOWN_PROBLEMS_SHOWN
+    return ("cooldown.json holds values the dashboard cannot use: " + shown
+            + (f" (and {more} more)." if more > 0 else "."))
+
+
 def read_cooldowns(path, now=None):
-    """The agent's cooldown.json as (services, problem): a file that cannot be read or makes no
-    sense gives no services and a problem to show, never an exception."""
+    """The agent's cooldown.json as (services, notice): the services as far as they make sense,
+    and a notice naming what does not (None when all does). Never an exception."""
     try:
-        with open(path, encoding="utf-8") as cooldown:
-            state = json.load(cooldown)
-        services = state["services"]
-        if not isinstance(services, dict):
-            raise TypeError("services is not an object")
+        state = parse_cooldown(read_cooldown_bytes(path))
     except FileNotFoundError:
         return [], None  # no session has written it yet: the empty state says so
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except CooldownUnreadable as exc:
         return [], f"cooldown.json cannot be read: {exc}"
+    except OSError as exc:
+        return [], f"cooldown.json cannot be read: {exc.strerror or exc}"
+    problems = []
+    services = valid_fields("", state, COOLDOWN_FIELDS, problems).get("services", {})
+    if isinstance(state, dict) and state.get("services") is None:
+        problems.append('it has no "services" object')
+    names = sorted(services)
+    if len(names) > COOLDOWN_SERVICES_SHOWN:
+        problems.append(f"it lists {len(names)} services, of which the first"
+                        f" {COOLDOWN_SERVICES_SHOWN} are shown")
     now = now or utc_now()
-    return [service_cooldown(str(name), service if isinstance(service, dict) else {}, now)
-            for name, service in sorted(services.items())], None
+    return [service_cooldown(name, services[name], now, problems)
+            for name in names[:COOLDOWN_SERVICES_SHOWN]], cooldown_notice(problems)
 
 
 class CooldownFile:
@@ -529,8 +643,8 @@ class CooldownFile:
 
     def read(self):
         try:
-            stat = os.stat(self.path)
-            file_key = stat.st_mtime_ns, stat.st_size
+            info = os.stat(self.path)
+            file_key = info.st_ino, info.st_mode, info.st_mtime_ns, info.st_size
         except OSError:
             file_key = None
         key = file_key, int(time.monotonic() // COOLDOWN_RECOUNT_S)

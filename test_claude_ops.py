@@ -1962,3 +1962,135 @@ def test_sign_in_failures_end_count_ipv6_networks_and_stay_bounded():
     for number in range(3 * claude_ops.SIGN_IN_ADDRESSES_KEPT):
         failures.failed(f"10.{number >> 16}.{number >> 8 & 255}.{number & 255}", now=9000.0)
     assert len(failures.by_network) == claude_ops.SIGN_IN_ADDRESSES_KEPT
+
+
+def cooldown_path(app):
+    return os.path.join(app.config.state_dir, "cooldown.json")
+
+
+def assert_cooldown_notice(client, *words):
+    """/ and /cooldowns answer 200 with a notice holding `words`, and the dashboard keeps Run now."""
+    for path in ["/", "/cooldowns"]:
+        page = client.get(path, status=200)
+        notice = page.html.select_one(".notice").text
+        assert all(word in notice for word in words), (path, notice)
+    assert client.get("/").html.select_one("form.trigger-form textarea[name=prompt]") is not None
+    return page
+
+
+def test_wrong_types_in_cooldown_json_are_named_and_the_rest_is_shown(make_app, monkeypatch):
+    app = make_app()
+    write_cooldown(app, {
+        "jellyfin": {"status": "down", "restarts": 2, "consecutive_healthy": "many",
+                     "last_checked": 12345,
+                     "redeployments": [{"timestamp": iso_ago(hours=1), "success": True}]},
+        "nas": "broken",
+        "pihole": {"status": 5, "redeployments": {"when": "now"},
+                   "restarts": [{"timestamp": 17}, "x", {"success": True},
+                                {"timestamp": iso_ago(hours=1), "success": "yes", "error": ["a"]},
+                                {"timestamp": "yesterday"}]},
+        "sonarr": {"status": "healthy", "consecutive_healthy": 4, "last_checked": iso_ago(minutes=3),
+                   "restarts": [{"timestamp": iso_ago(hours=1), "success": False, "error": "oom"}]},
+    })
+    with open(cooldown_path(app)) as cooldown:
+        state = json.load(cooldown)
+    state.update(last_run=5, last_daily_digest=[])
+    with open(cooldown_path(app), "w") as cooldown:
+        json.dump(state, cooldown)
+    client = browser_client(app)
+    page = assert_cooldown_notice(client, "jellyfin.restarts should be a list, not 2",
+                                  'jellyfin.consecutive_healthy should be a count, not "many"',
+                                  "jellyfin.last_checked should be a time, not 12345",
+                                  ": last_run should be a time, not 5",
+                                  "; last_daily_digest should be a time, not a list", "more")
+    cells = [[td.text.strip() for td in row.select("td")] for row in page.html.select("tbody tr")]
+    assert [row[:4] for row in cells] == [["jellyfin", "down", "0 / 2", "1 / 1"],
+                                          ["nas", "unknown", "0 / 2", "0 / 1"],
+                                          ["pihole", "unknown", "1 / 2", "0 / 1"],
+                                          ["sonarr", "healthy", "1 / 2", "0 / 1"]]
+    assert "(failed)" in cells[3][4] and cells[3][5] == "4"
+    tiles = client.get("/").html.select(".service-tile")
+    assert [tile.h3.text for tile in tiles] == ["jellyfin", "nas", "pihole", "sonarr"]
+    monkeypatch.setattr(claude_ops, "COOLDOWN_PROBLEMS_SHOWN", 100)  # the notice names them all
+    notice = claude_ops.read_cooldowns(cooldown_path(app))[1]
+    for problem in ['nas should be an object, not "broken"', "pihole.status should be text, not 5",
+                    "pihole.redeployments should be a list, not an object",
+                    "pihole.restarts[0].timestamp should be a time, not 17",
+                    'pihole.restarts[1] should be an object, not "x"',
+                    "pihole.restarts[2] has no timestamp",
+                    'pihole.restarts[3].success should be true or false, not "yes"',
+                    "pihole.restarts[3].error should be text, not a list",
+                    'pihole.restarts[4].timestamp should be a time, not "yesterday"']:
+        assert problem in notice, problem
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"[" * 100_000, ["nested too deeply"]),
+    (b'{"services": ' * 50_000, ["nested too deeply"]),
+    (b'{"services": {"nas": {"status": "\xff\xfe"}}}', ["not JSON"]),
+    (b"[]", ["the file should be an object, not a list"]),
+    (b"null", ["the file should be an object, not null"]),
+    (b'{"services": []}', ["services should be an object, not a list"]),
+    (b'{"last_run": null}', ['no "services" object']),
+])
+def test_a_cooldown_json_that_makes_no_sense_is_a_notice(make_app, content, words):
+    app = make_app()
+    with open(cooldown_path(app), "wb") as cooldown:
+        cooldown.write(content)
+    assert_cooldown_notice(browser_client(app), *words)
+
+
+def test_a_cooldown_json_of_many_services_shows_the_first_ones(make_app):
+    app = make_app()
+    write_cooldown(app, {f"service-{number:05}": {"status": "healthy"} for number in range(5000)})
+    client = browser_client(app)
+    assert_cooldown_notice(client, "it lists 5000 services, of which the first 200 are shown")
+    assert len(client.get("/").html.select(".service-tile")) == 200
+
+
+def fetch(url, timeout):
+    """(status, text, seconds taken) of a GET; a status of None when no answer came in time."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode(), time.monotonic() - started
+    except (OSError, http.client.HTTPException):
+        return None, "", time.monotonic() - started
+
+
+def peak_memory_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status.read()).group(1))
+
+
+def replace_cooldown_file(path, kind):
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.rmdir(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+    if kind == "a FIFO":
+        os.mkfifo(path)
+    elif kind == "a directory":
+        os.mkdir(path)
+    elif kind == "a symlink to /dev/zero":
+        os.symlink("/dev/zero", path)
+    elif kind == "a 256 MB file":
+        with open(path, "wb") as cooldown:  # sparse: no disk is used
+            cooldown.write(b'{"services": {"nas": {"status": "')
+            cooldown.truncate(256 * 1024 * 1024)
+
+
+def test_a_cooldown_json_that_is_no_regular_file_or_huge_never_hangs_or_bloats_a_page(
+        app_process, tmp_path):
+    app = app_process()
+    path = str(tmp_path / "state" / "cooldown.json")
+    for kind, words in [("a FIFO", "not a regular file"), ("a directory", "not a regular file"),
+                        ("a symlink to /dev/zero", "not a regular file"),
+                        ("a 256 MB file", "larger than 1 MiB")]:
+        replace_cooldown_file(path, kind)
+        for page in ["/", "/cooldowns"]:
+            status, text, seconds = fetch(app.url + page, timeout=10)
+            assert status == 200, f"{kind}: {page} did not answer"
+            assert seconds < 3 and words in text and "cannot be read" in text, (kind, page, seconds)
+            assert page == "/cooldowns" or 'name="prompt"' in text
+    assert peak_memory_kib(app.process.pid) < 150 * 1024
