@@ -14,12 +14,14 @@ import datetime
 import errno
 import hmac
 import html
+import io
 import ipaddress
 import json
 import logging
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -34,6 +36,7 @@ from dataclasses import dataclass, make_dataclass
 import bottle
 import gevent
 import gevent.event
+import gevent.pool
 import gevent.pywsgi
 import gevent.queue
 import gevent.subprocess
@@ -2065,6 +2068,72 @@ def build_web(web):
 # SIGTERM or SIGINT: triggers refused, the running session interrupted and recorded, then exit.
 
 RETENTION_EVERY_S = 24 * 3600
+# A request (head and body) must arrive within this; then the connection is closed.
+REQUEST_TIMEOUT_S = 5
+# Open connections are capped below the file limit, keeping descriptors for the database, a
+# session's pipes and log file: past the limit, no session could start.
+SPARE_FILES = 128
+MAX_CONNECTIONS = 4096
+
+
+class RequestHandler(gevent.pywsgi.WSGIHandler):
+    """pywsgi's handler with a deadline on each request's arrival, head and body: a client that
+    sends nothing, or too slowly, is disconnected instead of holding a connection forever. The
+    response has no deadline: a live SSE stream lasts as long as its session."""
+
+    def handle_one_request(self):
+        self.deadline = gevent.Timeout.start_new(REQUEST_TIMEOUT_S)
+        try:
+            return super().handle_one_request()
+        except gevent.Timeout as timeout:
+            if timeout is not self.deadline:
+                raise
+            return None  # closes the connection
+        finally:
+            self.deadline.close()
+
+    def handle_one_response(self):
+        if self.read_body():
+            self.deadline.cancel()
+            super().handle_one_response()
+        else:
+            self.close_connection = True
+
+    def read_body(self):
+        """Reads a body of up to MAX_BODY_BYTES before the app runs, so that the app never waits on
+        a client. A longer one, or one of unknown length, is left for the guard to refuse, and the
+        connection is closed after the answer instead of reading the body to its end."""
+        length = self.content_length or 0
+        if self.wsgi_input.chunked_input or length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self.environ["wsgi.input"] = self.wsgi_input = gevent.pywsgi.Input(self.rfile, 0)
+        elif length:
+            try:
+                self.environ["wsgi.input"] = io.BytesIO(self.wsgi_input.read(length))
+            except OSError:  # the client closed before sending it all
+                return False
+        return True
+
+
+def connection_limit(file_limit):
+    return max(16, min(MAX_CONNECTIONS, file_limit - SPARE_FILES))
+
+
+def wsgi_server(listener, application):
+    """The server as the app runs it: requests under a deadline, connections under a cap."""
+    file_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return gevent.pywsgi.WSGIServer(listener, application, log=None, error_log=log,
+                                    handler_class=RequestHandler,
+                                    spawn=gevent.pool.Pool(connection_limit(file_limit)))
+
+
+def raise_file_limit():
+    """Raises the soft limit on open files to the hard one (systemd starts services at 1,024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:  # an unlimited hard limit cannot be the soft one
+        log.warning("cannot raise the limit on open files from %d: %s", soft, exc)
 
 
 class ClaudeOps:
@@ -2098,7 +2167,7 @@ class ClaudeOps:
         the scheduler. Returns the server's address."""
         if listener is None:
             listener = listen(self.config.host, self.config.port)
-        self.server = gevent.pywsgi.WSGIServer(listener, self.web, log=None, error_log=log)
+        self.server = wsgi_server(listener, self.web)
         self.server.start()
         self.scheduler.start()
         self.retention = gevent.spawn(self.keep_deleting_old_logs)
@@ -2152,6 +2221,7 @@ def main(argv=None):
                         format="%(asctime)s %(levelname)s %(message)s")
     try:
         config = load_config(sys.argv[1:] if argv is None else argv, os.environ)
+        raise_file_limit()
         listener = listen(config.host, config.port)  # before any state is written
         app = ClaudeOps(config)
         address = app.start(listener)

@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -26,6 +27,7 @@ import urllib.parse
 import urllib.request
 
 import gevent
+import gevent.event
 import gevent.pywsgi
 import pytest
 import webtest
@@ -2094,3 +2096,153 @@ def test_a_cooldown_json_that_is_no_regular_file_or_huge_never_hangs_or_bloats_a
             assert seconds < 3 and words in text and "cannot be read" in text, (kind, page, seconds)
             assert page == "/cooldowns" or 'name="prompt"' in text
     assert peak_memory_kib(app.process.pid) < 150 * 1024
+
+
+def time_to_close(port, request):
+    """(seconds until the server closes a connection that sent `request`, what it answered)."""
+    started = time.monotonic()
+    return raw_exchange(port, request, timeout=30), time.monotonic() - started
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"",
+    b"GET / HTTP/1.1\r\nHost: localhost\r\n",
+    b"POST /sessions/trigger HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\n\r\nprompt=abc",
+], ids=["nothing", "half a head", "half a body"])
+def test_a_request_that_does_not_arrive_in_time_is_closed(make_app, fake, monkeypatch, request_bytes):
+    monkeypatch.setattr(claude_ops, "REQUEST_TIMEOUT_S", 1)
+    app = make_app(serve=True)
+    answer, seconds = time_to_close(app.port, request_bytes)
+    assert answer == b"" and 0.9 < seconds < 5
+    assert rows(app) == [] and fake.runs() == []
+
+
+def test_a_body_too_large_is_refused_and_the_connection_closed_without_reading_it(make_app):
+    app = make_app(serve=True)
+    answer, seconds = time_to_close(app.port, b"POST /sessions/trigger HTTP/1.1\r\nHost: localhost\r\n"
+                                    b"Content-Length: " + b"9" * 23 + b"\r\n\r\nprompt=x")
+    assert answer.startswith(b"HTTP/1.1 413 ") and seconds < 5
+    assert rows(app) == []
+
+
+def test_a_live_stream_outlasts_the_request_timeout(make_app, fake, monkeypatch):
+    monkeypatch.setattr(claude_ops, "REQUEST_TIMEOUT_S", 1)
+    gate = fake.gate("second")
+    fake.plan([{"print": INIT}, {"print": assistant_text("first line")}, {"wait_for_file": gate},
+               {"print": assistant_text("second line")}, {"print": result()}])
+    app = make_app(serve=True)
+    app.scheduler.trigger_adhoc("x")
+    wait_for(lambda: fake.runs(), message="the CLI to start")
+    client = SSEClient(app.port, "/sessions/1/stream")
+    event = client.read_event()
+    while event is not None and "first line" not in event.get("data", ""):
+        event = client.read_event()
+    assert event is not None
+    gevent.sleep(2.5)  # not a wait for something: the stream must outlive the request timeout
+    open(gate, "w").close()
+    assert client.read_until_done() == {"event": "done", "data": "completed"}
+    assert any("second line" in event["data"] for event in client.messages())
+    client.close()
+
+
+class AppWithFileLimit(AppProcess):
+    """claude_ops.py in a subprocess that starts with its limit on open files at (soft, hard)."""
+
+    def __init__(self, tmp_path, fake, file_limit):
+        super().__init__(tmp_path, fake)
+        self.file_limit = file_limit
+
+    def start(self):
+        with open(self.stderr_path, "ab") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, os.path.join(HERE, "claude_ops.py")], env=self.environ,
+                stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=self.limit_files)
+        wait_for(lambda: self.get("/api/v1/health") is not None or self.process.poll() is not None,
+                 timeout=20, message="the app to answer")
+        assert self.process.poll() is None, self.stderr_path.read_text()
+        return self
+
+    def limit_files(self):
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.file_limit)
+
+    def open_files(self):
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+
+@pytest.fixture
+def app_with_file_limit(tmp_path, fake):
+    processes = []
+
+    def start(file_limit, **settings):
+        processes.append(AppWithFileLimit(tmp_path, fake, file_limit))
+        processes[-1].environ.update(settings)
+        return processes[-1].start()
+
+    yield start
+    for process in processes:
+        process.stop()
+
+
+def test_the_soft_limit_on_open_files_is_raised_to_the_hard_one(app_with_file_limit):
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard < 1024:
+        pytest.skip(f"the hard limit on open files here is {hard}")
+    app = app_with_file_limit((256, hard))
+    with open(f"/proc/{app.process.pid}/limits") as limits:
+        line = next(line for line in limits if line.startswith("Max open files"))
+    assert line.split()[3:5] == [str(hard), str(hard)]
+
+
+def test_idle_sockets_past_the_connection_cap_cannot_lock_the_dashboard_out(app_with_file_limit):
+    app = app_with_file_limit((256, 256))
+    cap = claude_ops.connection_limit(256)
+    idle = [socket.create_connection(("127.0.0.1", app.port)) for _ in range(cap + 72)]
+    try:
+        wait_for(lambda: app.open_files() >= cap, message="the app to hold the idle connections")
+        status, text, seconds = fetch(app.url + "/", timeout=claude_ops.REQUEST_TIMEOUT_S + 10)
+        assert status == 200 and 'name="prompt"' in text
+        assert seconds < claude_ops.REQUEST_TIMEOUT_S + 4
+        assert app.open_files() < 256 - claude_ops.SPARE_FILES // 2
+    finally:
+        for connection in idle:
+            connection.close()
+
+
+def keep_asking_for_health(port, served, stop):
+    """One client that keeps its connection busy with a request a second, as a dashboard tab
+    polling would, so that the server never closes it for idleness."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        while not stop.is_set():
+            connection.request("GET", "/api/v1/health", headers={"Host": "localhost"})
+            connection.getresponse().read()
+            served.add(id(connection))
+            stop.wait(1)  # pacing the load, well inside the request timeout
+    except (OSError, http.client.HTTPException):
+        pass
+    finally:
+        connection.close()
+
+
+def test_the_connection_cap_keeps_files_for_a_session_when_clients_crowd_in(
+        app_with_file_limit, fake, tmp_path):
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app = app_with_file_limit((256, 256), CLAUDEOPS_RUN_ON_START="true", CLAUDEOPS_INTERVAL="1")
+    wait_for(lambda: fake.runs(), message="the first scheduled session")
+    cap, served, stop = claude_ops.connection_limit(256), set(), gevent.event.Event()
+    clients = [gevent.spawn(keep_asking_for_health, app.port, served, stop) for _ in range(300)]
+    try:
+        wait_for(lambda: len(served) >= cap, timeout=30, message="as many clients as the cap")
+        open(gate, "w").close()  # the first session ends; the second starts a second later
+        database = sqlite3.connect(tmp_path / "state" / "claudeops.db")
+        second = wait_for(lambda: database.execute(
+            "SELECT status, error FROM sessions WHERE id = 2 AND status != 'running'").fetchone(),
+            timeout=30, message="the second session to end")
+        database.close()
+        assert second == ("completed", None)
+        assert len(served) == cap
+    finally:
+        stop.set()
+        gevent.killall(clients)
