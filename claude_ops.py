@@ -15,15 +15,19 @@ import errno
 import hmac
 import html
 import importlib.metadata
+import io
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
 import sqlite3
+import stat
 import sys
 import time
 import urllib.parse
@@ -36,6 +40,7 @@ from dataclasses import dataclass, make_dataclass
 import bottle
 import gevent
 import gevent.event
+import gevent.pool
 import gevent.pywsgi
 import gevent.queue
 import gevent.subprocess
@@ -483,7 +488,6 @@ TRIGGERS = {"scheduled": "the regular health check", "manual": "an operator aske
             "alert": "a monitor raised the alerts named in the prompt"}
 
 SESSION_PAGE_SIZE = 50
-NOTHING = "—"  # what a page or a message shows for a value a session does not have
 # Pages list sessions without their `context` (the long environment prompt) to stay cheap.
 LISTED_COLUMNS = ("id, tier, model, prompt_file, status, started_at, ended_at, exit_code, log_file,"
                   " response, cost_usd, num_turns, duration_ms, trigger, prompt_text, error,"
@@ -501,23 +505,6 @@ def iso(moment):
 
 def parse_iso(text):
     return datetime.datetime.fromisoformat(text)  # reads the trailing Z as UTC
-
-
-def session_duration(session):
-    if session.get("duration_ms") is not None:
-        seconds = session["duration_ms"] / 1000
-    elif session.get("ended_at") and session.get("started_at"):
-        seconds = (parse_iso(session["ended_at"]) - parse_iso(session["started_at"])).total_seconds()
-    else:
-        return NOTHING
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
-
-
-def session_cost(session):
-    return NOTHING if session["cost_usd"] is None else f"${session['cost_usd']:.4f}"
 
 
 def row_as_dict(cursor, row):
@@ -707,6 +694,11 @@ EMPTY_COOLDOWN = {"services": {}, "last_run": None, "last_daily_digest": None}
 HEALTH_STATES = ("down", "degraded", "unknown", "healthy")
 COOLDOWN_RULES = ", and ".join(limit.rule for limit in COOLDOWN_LIMITS)
 COOLDOWN_RECOUNT_S = 10
+# What the pages take from the file, whatever the agent wrote into it.
+COOLDOWN_MAX_BYTES = 1024 * 1024
+COOLDOWN_SERVICES_SHOWN = 200
+COOLDOWN_PROBLEMS_SHOWN = 5
+COOLDOWN_NAME_CHARS = 80
 
 
 def ensure_cooldown_file(path):
@@ -728,57 +720,171 @@ class ServiceCooldown:
 
 
 def number_or_none(value):
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A JSON number that SQLite can store and a page can print; None for anything else (NaN,
+    Infinity and integers past 64 bits parse as JSON in Python)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value if -2**63 <= value < 2**63 else None
+
+
+class CooldownUnreadable(Exception):
+    """cooldown.json as a whole cannot be used; the message says why."""
+
+
+def read_cooldown_bytes(path):
+    """The file's bytes, if it is a regular file of at most COOLDOWN_MAX_BYTES. It is opened
+    without blocking and checked before it is read: under that name the agent could leave a FIFO,
+    whose open would wait for a writer and freeze every page, a device, or a directory."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise CooldownUnreadable("it is not a regular file")
+        with open(descriptor, "rb", closefd=False) as cooldown:
+            data = cooldown.read(COOLDOWN_MAX_BYTES + 1)
+    finally:
+        os.close(descriptor)
+    if len(data) > COOLDOWN_MAX_BYTES:
+        raise CooldownUnreadable(f"it is larger than {COOLDOWN_MAX_BYTES // (1024 * 1024)} MiB")
+    return data
+
+
+def parse_cooldown(data):
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise CooldownUnreadable("it is nested too deeply") from None
+    except ValueError as exc:
+        raise CooldownUnreadable(f"it is not JSON ({exc})") from None
+
+
+def clipped(text, limit):
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def agent_time(value):
+    """A time the agent wrote, as an aware datetime (UTC unless it says otherwise), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def json_kind(value):
+    """A JSON value as a notice names it: its type, or a scalar itself."""
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    return clipped(json.dumps(value), 40)
+
+
+# For each object of the file, its fields: (is the value usable, what it should be). A missing
+# or null field is no problem; the rest of the object is kept when one field is wrong.
+COOLDOWN_FIELDS = {
+    "services": (lambda value: isinstance(value, dict), "an object"),
+    "last_run": (agent_time, "a time"),
+    "last_daily_digest": (agent_time, "a time"),
+}
+SERVICE_FIELDS = {
+    "status": (lambda value: isinstance(value, str), "text"),
+    "last_checked": (agent_time, "a time"),
+    "consecutive_healthy": (lambda value: type(value) is int and 0 <= value < 2**31, "a count"),
+    "restarts": (lambda value: isinstance(value, list), "a list"),
+    "redeployments": (lambda value: isinstance(value, list), "a list"),
+}
+RECORD_FIELDS = {
+    "timestamp": (agent_time, "a time"),
+    "success": (lambda value: isinstance(value, bool), "true or false"),
+    "error": (lambda value: isinstance(value, str), "text"),
+}
+
+
+def valid_fields(where, value, fields, problems):
+    """The fields of a JSON object whose values are usable; each unusable one is named in
+    `problems`, under `where` (the path to the object, empty for the file's), and left out."""
+    if not isinstance(value, dict):
+        problems.append(f"{where or 'the file'} should be an object, not {json_kind(value)}")
+        return {}
+    valid = {}
+    for name, (usable, wanted) in fields.items():
+        field = value.get(name)
+        if field is not None and usable(field):
+            valid[name] = field
+        elif field is not None:
+            path = f"{where}.{name}" if where else name
+            problems.append(f"{path} should be {wanted}, not {json_kind(field)}")
+    return valid
+
+
+def valid_records(where, records, problems):
+    """The restart or redeployment records that have a time, the only ones that can be counted."""
+    valid = []
+    for number, record in enumerate(records):
+        fields = valid_fields(f"{where}[{number}]", record, RECORD_FIELDS, problems)
+        if "timestamp" in fields:
+            valid.append(fields)
+        elif isinstance(record, dict) and record.get("timestamp") is None:
+            problems.append(f"{where}[{number}] has no timestamp")
+    return valid
 
 
 def count_since(records, since):
-    count = 0
-    for record in records:
-        try:
-            moment = datetime.datetime.fromisoformat(str(record.get("timestamp")).replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
-        if moment >= since:
-            count += 1
-    return count
+    return sum(1 for record in records if agent_time(record["timestamp"]) >= since)
 
 
-def service_cooldown(name, service, now):
-    lists = {limit.records: [record for record in service.get(limit.records) or []
-                             if isinstance(record, dict)] for limit in COOLDOWN_LIMITS}
-    status = str(service.get("status") or "unknown")
-    last_checked = service.get("last_checked")
+def service_cooldown(name, service, now, problems):
+    where = clipped(name, 40)
+    fields = valid_fields(where, service, SERVICE_FIELDS, problems)
+    lists = {limit.records: valid_records(f"{where}.{limit.records}",
+                                          fields.get(limit.records, []), problems)
+             for limit in COOLDOWN_LIMITS}
+    status = clipped(fields.get("status") or "unknown", COOLDOWN_NAME_CHARS)
     last_restart = lists["restarts"][-1] if lists["restarts"] else {}
     return ServiceCooldown(
-        name=name, status=status,
+        name=clipped(name, COOLDOWN_NAME_CHARS), status=status,
         health=status.lower() if status.lower() in HEALTH_STATES else "unknown",
-        last_checked=last_checked if isinstance(last_checked, str) else None,
-        consecutive_healthy=number_or_none(service.get("consecutive_healthy")) or 0,
+        last_checked=fields.get("last_checked"),
+        consecutive_healthy=fields.get("consecutive_healthy", 0),
         recent=[(limit, count_since(lists[limit.records], now - limit.window))
                 for limit in COOLDOWN_LIMITS],
-        last_restart=last_restart.get("timestamp") if isinstance(
-            last_restart.get("timestamp"), str) else None,
+        last_restart=last_restart.get("timestamp"),
         last_restart_failed=last_restart.get("success") is False)
 
 
+def cooldown_notice(problems):
+    if not problems:
+        return None
+    shown = "; ".join(problems[:COOLDOWN_PROBLEMS_SHOWN])
+    more = len(problems) - COOLDOWN_PROBLEMS_SHOWN
+    return ("cooldown.json holds values the dashboard cannot use: " + shown
+            + (f" (and {more} more)." if more > 0 else "."))
+
+
 def read_cooldowns(path, now=None):
-    """The agent's cooldown.json as (services, problem): a file that cannot be read or makes no
-    sense gives no services and a problem to show, never an exception."""
+    """The agent's cooldown.json as (services, notice): the services as far as they make sense,
+    and a notice naming what does not (None when all does). Never an exception."""
     try:
-        with open(path, encoding="utf-8") as cooldown:
-            state = json.load(cooldown)
-        services = state["services"]
-        if not isinstance(services, dict):
-            raise TypeError("services is not an object")
+        state = parse_cooldown(read_cooldown_bytes(path))
     except FileNotFoundError:
         return [], None  # no session has written it yet: the empty state says so
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except CooldownUnreadable as exc:
         return [], f"cooldown.json cannot be read: {exc}"
+    except OSError as exc:
+        return [], f"cooldown.json cannot be read: {exc.strerror or exc}"
+    problems = []
+    services = valid_fields("", state, COOLDOWN_FIELDS, problems).get("services", {})
+    if isinstance(state, dict) and state.get("services") is None:
+        problems.append('it has no "services" object')
+    names = sorted(services)
+    if len(names) > COOLDOWN_SERVICES_SHOWN:
+        problems.append(f"it lists {len(names)} services, of which the first"
+                        f" {COOLDOWN_SERVICES_SHOWN} are shown")
     now = now or utc_now()
-    return [service_cooldown(str(name), service if isinstance(service, dict) else {}, now)
-            for name, service in sorted(services.items())], None
+    return [service_cooldown(name, services[name], now, problems)
+            for name in names[:COOLDOWN_SERVICES_SHOWN]], cooldown_notice(problems)
 
 
 class CooldownFile:
@@ -791,8 +897,8 @@ class CooldownFile:
 
     def read(self):
         try:
-            stat = os.stat(self.path)
-            file_key = stat.st_mtime_ns, stat.st_size
+            info = os.stat(self.path)
+            file_key = info.st_ino, info.st_mode, info.st_mtime_ns, info.st_size
         except OSError:
             file_key = None
         key = file_key, int(time.monotonic() // COOLDOWN_RECOUNT_S)
@@ -811,6 +917,11 @@ TOOL_RESULT_PREVIEW_CHARS = 400
 TOOL_INPUT_GIST_CHARS = 300
 DETAIL_CHARS = 300
 TRANSCRIPT_PAGE_LINES = 2000
+# Figures past these are shown as a bound or not at all: the CLI's result event can say anything.
+MAX_SHOWN_COST_USD = 10_000
+MAX_SHOWN_DURATION_S = 366 * 24 * 3600
+MAX_SHOWN_TURNS = 100_000
+NOTHING = "—"  # what a page or a message shows for a value a session does not have
 
 
 def shorten(text, limit):
@@ -909,14 +1020,50 @@ def message_entries(event):
     return entries
 
 
+def cost_text(usd):
+    """Dollars to four places, a bound past MAX_SHOWN_COST_USD, NOTHING for no real cost."""
+    usd = number_or_none(usd)
+    if usd is None or usd < 0:
+        return NOTHING
+    return f">${MAX_SHOWN_COST_USD:,}" if usd > MAX_SHOWN_COST_USD else f"${usd:.4f}"
+
+
+def duration_text(seconds):
+    """A duration as people say it; NOTHING for one that is negative or longer than a year."""
+    seconds = number_or_none(seconds)
+    if seconds is None or not 0 <= seconds <= MAX_SHOWN_DURATION_S:
+        return NOTHING
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def turn_count(value):
+    """A whole number of turns up to MAX_SHOWN_TURNS, else None."""
+    value = number_or_none(value)
+    if value is None or value != int(value) or not 0 <= value <= MAX_SHOWN_TURNS:
+        return None
+    return int(value)
+
+
+def session_duration(session):
+    if session.get("duration_ms") is not None:
+        return duration_text(session["duration_ms"] / 1000)
+    if session.get("ended_at") and session.get("started_at"):
+        return duration_text(
+            (parse_iso(session["ended_at"]) - parse_iso(session["started_at"])).total_seconds())
+    return NOTHING
+
+
 def result_entries(event):
     parts = [str(event.get("subtype") or "done")]
-    if event.get("num_turns") is not None:
-        parts.append(plural(event["num_turns"], "turn"))
-    if isinstance(event.get("total_cost_usd"), (int, float)):
-        parts.append(f"${event['total_cost_usd']:.4f}")
-    if isinstance(event.get("duration_ms"), (int, float)):
-        parts.append(f"{event['duration_ms'] / 1000:.1f} s")
+    turns, duration_ms = turn_count(event.get("num_turns")), number_or_none(event.get("duration_ms"))
+    if turns is not None:
+        parts.append(plural(turns, "turn"))
+    figures = (cost_text(event.get("total_cost_usd")),
+               duration_text(None if duration_ms is None else duration_ms / 1000))
+    parts += [figure for figure in figures if figure != NOTHING]
     if event.get("permission_denials"):
         parts.append(plural(len(event["permission_denials"]), "tool call") + " denied")
     return [("result-error" if event.get("is_error") else "result", "result", " · ".join(parts))]
@@ -1522,6 +1669,7 @@ class Runner:
         # The CLI reports a conversation's running total; a follow-up's own cost is the part of it
         # spent after its parent.
         total = number_or_none(result.get("total_cost_usd"))
+        total = None if total is not None and total < 0 else total  # no cost is ever negative
         before = (parent and parent["cli_cost_usd"]) or 0.0
         columns = dict(
             status=status, error=error, ended_at=iso(utc_now()), exit_code=outcome.exit_code,
@@ -1622,7 +1770,7 @@ def notification_body(session, changes, dashboard_url):
     if session["response"]:
         lines.append("\n" + shorten(session["response"], NOTIFY_EXCERPT_CHARS))
     lines.append(f"\n{session['trigger']} session · tier {session['tier']} · {session['model']}"
-                 f" · {session_duration(session)} · {session_cost(session)}")
+                 f" · {session_duration(session)} · {cost_text(session['cost_usd'])}")
     if dashboard_url:
         lines.append(f"\n[Open session {session['id']}]({dashboard_url}/sessions/{session['id']})")
     return "\n".join(lines).strip()
@@ -2066,6 +2214,12 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Health answers anyone; the webhook checks its own bearer token, since monitors have no password.
 UNGUARDED_PATHS = ("/api/v1/health", "/api/v1/webhook")
 ALERT_ANSWER_WAIT_S = 1
+# An address that gives this many wrong passwords within the window is refused for the lockout.
+SIGN_IN_FAILURES_ALLOWED = 10
+SIGN_IN_WINDOW_S = 60
+SIGN_IN_LOCKOUT_S = 300
+SIGN_IN_ADDRESSES_KEPT = 4096
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -2076,7 +2230,8 @@ SECURITY_HEADERS = {
 }
 HTTP_REASONS = {400: "Bad request", 401: "Sign-in required", 403: "Forbidden", 404: "Not found",
                 405: "Method not allowed", 409: "Busy", 411: "Length required", 413: "Too large",
-                415: "Unsupported type", 500: "Something went wrong", 503: "Unavailable"}
+                415: "Unsupported type", 429: "Too many attempts", 500: "Something went wrong",
+                503: "Unavailable"}
 
 
 def local_time(text):
@@ -2114,17 +2269,21 @@ class SessionView:
     ended = property(lambda self: local_time(self.row["ended_at"]))
     duration = property(lambda self: session_duration(self.row))
     prompt_file = property(lambda self: self.row["prompt_file"] or NOTHING)
-    turns = property(lambda self: NOTHING if self.row["num_turns"] is None else self.row["num_turns"])
     exit_code = property(lambda self: NOTHING if self.row["exit_code"] is None
                          else self.row["exit_code"])
 
-    cost = property(lambda self: session_cost(self.row))
+    cost = property(lambda self: cost_text(self.row["cost_usd"]))
 
     @property
     def conversation_cost(self):
         """What the whole conversation has cost, for a follow-up: the CLI's running total."""
         total = self.row.get("cli_cost_usd")
-        return f"${total:.4f}" if self.parent_id and total is not None else None
+        return cost_text(total) if self.parent_id and total is not None else None
+
+    @property
+    def turns(self):
+        turns = turn_count(self.row["num_turns"])
+        return NOTHING if turns is None else turns
 
     @property
     def operator_prompt(self):
@@ -2155,6 +2314,12 @@ def refuse(status, message):
     raise bottle.HTTPError(status, message)
 
 
+def see_other(location):
+    """A 303 to `location` exactly as given. Bottle's redirect() would join it to the request's
+    URL, whose host and scheme a client chooses with X-Forwarded-Host and X-Forwarded-Proto."""
+    return bottle.HTTPResponse(status=303, Location=location)
+
+
 def with_security_headers(wsgi_app):
     """Adds SECURITY_HEADERS to every response, error pages and redirects included (Bottle's
     HTTPResponse replaces the headers a hook set)."""
@@ -2168,11 +2333,12 @@ def with_security_headers(wsgi_app):
 
 
 def host_name(host_header):
-    """The host part of a Host header, lower-case, without port or IPv6 brackets."""
+    """The host part of a Host header, lower-case, without port or IPv6 brackets, and without
+    the trailing dot of a fully qualified name (`localhost.` is `localhost`)."""
     host = host_header.strip().lower()
     if host.startswith("["):
         return host[1:host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).removesuffix(".")
 
 
 def is_ip_literal(name):
@@ -2215,18 +2381,102 @@ def token_matches(header, token):
         given.strip().encode("utf-8"), token.encode("utf-8"))
 
 
-def check_request(request, allowed_hosts, password, api_token):
-    """Raises the HTTPError that refuses `request`: a foreign Host (DNS rebinding), no password
-    (or API token), a cross-site change, a body too large or of unknown length."""
+
+def client_network(address):
+    """Who is signing in: the client's IP address, or its /64 for IPv6, where one host has a
+    whole /64 of addresses to choose from."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+@dataclass
+class AddressFailures:
+    times: deque                # of the last SIGN_IN_FAILURES_ALLOWED wrong passwords
+    locked_until: float = 0.0
+
+
+class SignInFailures:
+    """Wrong passwords by client network, on the monotonic clock. Bounded: past
+    SIGN_IN_ADDRESSES_KEPT networks, the one that failed least recently is forgotten."""
+
+    def __init__(self):
+        self.by_network = {}  # in the order of their last failure
+
+    def retry_after(self, network, now=None):
+        """Seconds until `network` may try again; 0 when it may try now."""
+        failures = self.by_network.get(network)
+        now = time.monotonic() if now is None else now
+        if failures is None or failures.locked_until <= now:
+            return 0
+        return math.ceil(failures.locked_until - now)
+
+    def failed(self, network, now=None):
+        now = time.monotonic() if now is None else now
+        failures = self.by_network.pop(network, None) or AddressFailures(
+            deque(maxlen=SIGN_IN_FAILURES_ALLOWED))
+        self.by_network[network] = failures
+        failures.times.append(now)
+        full = len(failures.times) == SIGN_IN_FAILURES_ALLOWED
+        if full and now - failures.times[0] <= SIGN_IN_WINDOW_S:
+            failures.locked_until = now + SIGN_IN_LOCKOUT_S
+            log.warning("%s gave %d wrong passwords within %d s: refused for %d s", network,
+                        SIGN_IN_FAILURES_ALLOWED, SIGN_IN_WINDOW_S, SIGN_IN_LOCKOUT_S)
+        while len(self.by_network) > SIGN_IN_ADDRESSES_KEPT:
+            del self.by_network[next(iter(self.by_network))]
+
+
+def check_credentials(request, accepted, failures, refusal):
+    """Raises `refusal` unless the request's credentials were `accepted`, and 429 for a network
+    that kept giving wrong ones, whatever it gives now. The peer's own address counts, never a
+    header."""
+    network = client_network(request.environ.get("REMOTE_ADDR", ""))
+    wait_s = failures.retry_after(network)
+    if wait_s:
+        error = bottle.HTTPError(429, f"Too many wrong passwords: try again in {wait_s} s.")
+        error.set_header("Retry-After", str(wait_s))
+        raise error
+    if accepted:
+        return
+    if request.get_header("Authorization"):  # a first visit carries none yet: only wrong ones count
+        log.warning("wrong password or token from %s for %s %s", request.environ.get(
+            "REMOTE_ADDR", "?"), request.method, request.path)
+        failures.failed(network)
+    raise refusal
+
+
+def is_utf8_request(environ):
+    """Whether the path and every header are UTF-8. Bottle decodes a header only when it is read,
+    failing in the middle of a handler, and drops what it cannot decode from the path, which then
+    names another page. Cookies are never read here, and other services on this host set them."""
+    try:
+        for key, value in environ.items():
+            if (key.startswith("HTTP_") and key != "HTTP_COOKIE") or key == "bottle.raw_path":
+                value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+def check_request(request, allowed_hosts, password, api_token, sign_in_failures):
+    """Raises the HTTPError that refuses `request`: bytes that are not UTF-8, a foreign Host (DNS
+    rebinding), no password (or API token), a cross-site change, a body too large or of unknown
+    length."""
+    if not is_utf8_request(request.environ):
+        refuse(400, "The address or a header of the request is not valid UTF-8.")
     host = host_name(request.get_header("Host", ""))
     if not (is_ip_literal(host) or host in allowed_hosts):
         refuse(403, f"This dashboard does not answer to the host name {host!r}. "
                     "Add it to CLAUDEOPS_ALLOWED_HOSTS to allow it.")
     authorization = request.get_header("Authorization", "")
-    if password and request.path not in UNGUARDED_PATHS and not password_matches(
-            authorization, password) and not (request.path.startswith("/api/v1/")
-                                              and token_matches(authorization, api_token)):
-        raise sign_in_required()
+    if password and request.path not in UNGUARDED_PATHS:
+        check_credentials(request, password_matches(authorization, password) or (
+            request.path.startswith("/api/v1/") and token_matches(authorization, api_token)),
+            sign_in_failures, sign_in_required())
     if request.method in SAFE_METHODS:
         return
     origin = request.get_header("Origin")
@@ -2279,7 +2529,7 @@ class StaticFiles:
         """(body, etag, content type) of a static file; None for anything else."""
         name = os.path.normpath(path)
         extension = os.path.splitext(name)[1]
-        if name.startswith(("..", "/")) or extension not in STATIC_TYPES:
+        if name.startswith(("..", "/")) or "\0" in name or extension not in STATIC_TYPES:
             return None
         if name not in self.found:
             try:
@@ -2362,8 +2612,20 @@ def json_body():
         refuse(415, "Send the body as JSON (Content-Type: application/json).")
     try:
         return json.loads(bottle.request.body.read().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         refuse(400, "The body is not valid UTF-8 JSON.")
+
+
+def form_fields():
+    """The request's form fields; 415 for a body of another type, which Bottle would otherwise
+    parse as if it were URL-encoded (a JSON or text/plain body would start a session)."""
+    content_type = bottle.request.content_type.split(";")[0].strip().lower()
+    if content_type not in FORM_TYPES and bottle.request.content_length > 0:
+        refuse(415, "Send the form as application/x-www-form-urlencoded or multipart/form-data.")
+    try:
+        return bottle.request.forms
+    except (UnicodeError, LookupError):  # a multipart field that is not text in its charset
+        refuse(400, "The form is not valid UTF-8.")
 
 
 def is_htmx():
@@ -2383,10 +2645,11 @@ class Web:
         self.warnings = Refreshed(SETUP_CHECK_S, lambda: setup_warnings(config, environ))
         self.static_files = StaticFiles()
         self.dashboard_cache = (None, None)  # (what it showed, its HTML)
+        self.sign_in_failures = SignInFailures()
 
     def guard(self):
         check_request(bottle.request, self.allowed_hosts, self.config.password,
-                      self.config.api_token)
+                      self.config.api_token, self.sign_in_failures)
 
     def page(self, name, title, status=200, **values):
         bottle.response.status = status
@@ -2516,15 +2779,16 @@ class Web:
 
     def posted_prompt(self):
         """The `prompt` form field as text; invalid UTF-8 is refused, never guessed at."""
-        if "prompt" not in bottle.request.forms:
+        forms = form_fields()
+        if "prompt" not in forms:
             return ""
-        prompt = bottle.request.forms.getunicode("prompt")
+        prompt = forms.getunicode("prompt")
         if prompt is None:
             refuse(400, "The prompt is not valid UTF-8.")
         return prompt
 
     def posted_tier(self):
-        return tier_number(bottle.request.forms.get("tier", "1"))
+        return tier_number(form_fields().get("tier", "1"))
 
     def refused_fragment(self, refused):
         # A 409 links the session that is in the way, when one is running.
@@ -2537,7 +2801,7 @@ class Web:
         """The answer to an accepted trigger: to the new session's page, once its row exists."""
         session_id = started.wait(TRIGGER_REDIRECT_WAIT_S)
         if not is_htmx():
-            return bottle.redirect(f"/sessions/{session_id}" if session_id else "/sessions", 303)
+            return see_other(f"/sessions/{session_id}" if session_id else "/sessions")
         if session_id:
             bottle.response.set_header("HX-Redirect", f"/sessions/{session_id}")
         return self.templates.render("trigger_result", ok=True, session_id=session_id,
@@ -2551,6 +2815,7 @@ class Web:
         return self.started_fragment(started)
 
     def rerun_form(self, session_id):
+        form_fields()  # a form route takes form bodies only, even when it reads no field
         session = self.load_session(session_id)
         try:
             started = self.scheduler.trigger_rerun(session)
@@ -2568,6 +2833,7 @@ class Web:
         return self.started_fragment(started)
 
     def stop_form(self, session_id):
+        form_fields()  # a form route takes form bodies only, even when it reads no field
         session = self.load_session(session_id)
         ended = self.scheduler.stop_session(session["id"])
         if ended is None:
@@ -2580,6 +2846,7 @@ class Web:
                                      message="Session stopped." if status else "Stopping...")
 
     def test_notification(self):
+        form_fields()
         if not self.notifier.targets:
             refuse(400, "No notification targets: set CLAUDEOPS_APPRISE_URLS.")
         outcomes = self.notifier.deliver(None, "test", "claude-ops test notification",
@@ -2604,8 +2871,10 @@ class Web:
     def webhook(self):
         if not self.config.api_token:
             refuse(503, "The webhook is off: set CLAUDEOPS_API_TOKEN to turn it on.")
-        if not token_matches(bottle.request.get_header("Authorization", ""), self.config.api_token):
-            refuse(401, "Send the header Authorization: Bearer <CLAUDEOPS_API_TOKEN>.")
+        check_credentials(
+            bottle.request, token_matches(bottle.request.get_header("Authorization", ""),
+                                          self.config.api_token), self.sign_in_failures,
+            bottle.HTTPError(401, "Send the header Authorization: Bearer <CLAUDEOPS_API_TOKEN>."))
         try:
             text = bottle.request.body.read().decode("utf-8")
         except UnicodeDecodeError:
@@ -2719,6 +2988,72 @@ def build_web(web):
 # SIGTERM or SIGINT: triggers refused, the running session interrupted and recorded, then exit.
 
 RETENTION_EVERY_S = 24 * 3600
+# A request (head and body) must arrive within this; then the connection is closed.
+REQUEST_TIMEOUT_S = 5
+# Open connections are capped below the file limit, keeping descriptors for the database, a
+# session's pipes and log file: past the limit, no session could start.
+SPARE_FILES = 128
+MAX_CONNECTIONS = 4096
+
+
+class RequestHandler(gevent.pywsgi.WSGIHandler):
+    """pywsgi's handler with a deadline on each request's arrival, head and body: a client that
+    sends nothing, or too slowly, is disconnected instead of holding a connection forever. The
+    response has no deadline: a live SSE stream lasts as long as its session."""
+
+    def handle_one_request(self):
+        self.deadline = gevent.Timeout.start_new(REQUEST_TIMEOUT_S)
+        try:
+            return super().handle_one_request()
+        except gevent.Timeout as timeout:
+            if timeout is not self.deadline:
+                raise
+            return None  # closes the connection
+        finally:
+            self.deadline.close()
+
+    def handle_one_response(self):
+        if self.read_body():
+            self.deadline.cancel()
+            super().handle_one_response()
+        else:
+            self.close_connection = True
+
+    def read_body(self):
+        """Reads a body of up to MAX_BODY_BYTES before the app runs, so that the app never waits on
+        a client. A longer one, or one of unknown length, is left for the guard to refuse, and the
+        connection is closed after the answer instead of reading the body to its end."""
+        length = self.content_length or 0
+        if self.wsgi_input.chunked_input or length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self.environ["wsgi.input"] = self.wsgi_input = gevent.pywsgi.Input(self.rfile, 0)
+        elif length:
+            try:
+                self.environ["wsgi.input"] = io.BytesIO(self.wsgi_input.read(length))
+            except OSError:  # the client closed before sending it all
+                return False
+        return True
+
+
+def connection_limit(file_limit):
+    return max(16, min(MAX_CONNECTIONS, file_limit - SPARE_FILES))
+
+
+def wsgi_server(listener, application):
+    """The server as the app runs it: requests under a deadline, connections under a cap."""
+    file_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return gevent.pywsgi.WSGIServer(listener, application, log=None, error_log=log,
+                                    handler_class=RequestHandler,
+                                    spawn=gevent.pool.Pool(connection_limit(file_limit)))
+
+
+def raise_file_limit():
+    """Raises the soft limit on open files to the hard one (systemd starts services at 1,024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:  # an unlimited hard limit cannot be the soft one
+        log.warning("cannot raise the limit on open files from %d: %s", soft, exc)
 
 
 class ClaudeOps:
@@ -2759,7 +3094,7 @@ class ClaudeOps:
         the scheduler. Returns the server's address."""
         if listener is None:
             listener = listen(self.config.host, self.config.port)
-        self.server = gevent.pywsgi.WSGIServer(listener, self.web, log=None, error_log=log)
+        self.server = wsgi_server(listener, self.web)
         self.server.start()
         self.scheduler.start()
         self.retention = gevent.spawn(self.keep_deleting_old_logs)
@@ -2932,6 +3267,7 @@ def main(argv=None):
                         format="%(asctime)s %(levelname)s %(message)s")
     try:
         config = load_config(argv, os.environ)
+        raise_file_limit()
         listener = listen(config.host, config.port)  # before any state is written
         app = ClaudeOps(config)
         address = app.start(listener)

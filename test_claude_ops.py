@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import sqlite3
@@ -19,6 +20,7 @@ import urllib.request
 import zipfile
 
 import gevent
+import gevent.event
 import gevent.pool
 import gevent.pywsgi
 import pytest
@@ -26,7 +28,7 @@ import webtest
 
 import claude_ops
 from fake_claude import INIT, assistant_text, hold, plan_ok, result
-from harness import (CLAUDE_CLI_VERSION, HERE, IN_CI, LAPTOP, PHONE, MessagesAPI, SSEClient, basic,
+from harness import (CLAUDE_CLI_VERSION, HERE, IN_CI, LAPTOP, AppProcess, PHONE, MessagesAPI, SSEClient, basic,
                      browser_client, error_reply, finished, free_port, group_alive, iso_ago,
                      let_time_pass, log_records, numbered_lines, process_alive, rows, run_program,
                      subscriber_count, text_reply, tool_reply, transcript_entries, trigger,
@@ -2387,3 +2389,471 @@ def test_a_tier_chosen_at_375px_runs_and_continue_lands_on_the_follow_up(
     assert "↳ follow-up of #1" in page.inner_text("tbody tr:first-child")
     assert not phone.scrolls_sideways()
     assert unexpected_console_errors(phone) == [] and phone.foreign_requests() == []
+
+
+
+# Hardening: odd requests, the agent's files, idle sockets ##########################################
+
+def test_a_host_name_with_a_trailing_dot_is_the_same_name(make_app):
+    app = make_app(allowed_hosts=("pi.lan",))
+    client = webtest.TestApp(app.web)
+    for host in ["localhost.", "localhost.:8080", "pi.lan.", "PI.LAN.:80", socket.gethostname() + "."]:
+        client.get("/api/v1/health", extra_environ={"HTTP_HOST": host}, status=200)
+    for host in ["evil.example.", "localhost..", "pi.lan.evil.", "."]:
+        client.get("/api/v1/health", extra_environ={"HTTP_HOST": host}, status=403)
+
+
+def served_request(app, method, path, body=None, **headers):
+    """One request to a served app over loopback: (status, headers as a dict, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=dict({"Host": "localhost"}, **headers))
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def test_redirects_are_relative_whatever_the_forwarded_headers_say(make_app, fake):
+    app = make_app(serve=True)
+    forwarded = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
+                 "Content-Type": "application/x-www-form-urlencoded"}
+    status, headers, _ = served_request(app, "POST", "/sessions/trigger", b"prompt=x", **forwarded)
+    assert (status, headers["Location"]) == (303, "/sessions/1")
+    wait_for(lambda: finished(app, 1))
+    forwarded["Content-Type"] = "application/json"
+    status, headers, _ = served_request(app, "POST", "/api/v1/sessions/trigger", b'{"prompt": "y"}',
+                                        **forwarded)
+    assert (status, headers["Location"]) == (201, "/api/v1/sessions/2")
+
+
+def test_the_form_route_takes_only_form_bodies(make_app, fake):
+    app = make_app()
+    client = browser_client(app)
+    for content_type, body in [("application/json", b'{"prompt": "x"}'), ("text/plain", b"prompt=x"),
+                               ("application/xml", b"prompt=x"), ("", b"prompt=x")]:
+        response = client.post("/sessions/trigger", body, content_type=content_type, status=415,
+                               headers={"HX-Request": "true"})
+        assert "application/x-www-form-urlencoded" in response.text
+    assert rows(app) == [] and fake.runs() == [] and app.scheduler.pending_trigger is False
+    client.post("/sessions/trigger", {"prompt": "as multipart"}, content_type="multipart/form-data",
+                headers={"HX-Request": "true"}, status=200)
+    wait_for(lambda: finished(app, 1))
+    trigger(client, "as a url-encoded form")
+    wait_for(lambda: finished(app, 2))
+    assert [row["prompt_text"] for row in rows(app)] == ["as a url-encoded form", "as multipart"]
+
+
+def raw_exchange(port, request, timeout=10):
+    """Sends `request` bytes as they are and returns everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer
+
+
+def raw_status(port, method, path, *header_lines, body=b""):
+    head = f"{method} {path} HTTP/1.1\r\nConnection: close\r\n".encode("latin-1")
+    if not any(line.lower().startswith(b"host:") for line in header_lines):
+        head += b"Host: localhost\r\n"
+    head += b"".join(line + b"\r\n" for line in header_lines)
+    answer = raw_exchange(port, head + b"\r\n" + body)
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.") else None
+
+
+def multipart(name, value, boundary="fence", charset=None):
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value + f"\r\n--{boundary}--\r\n".encode())
+    content_type = f"multipart/form-data; boundary={boundary}" + (f"; charset={charset}" if charset else "")
+    return (f"Content-Type: {content_type}".encode(), b"Content-Length: %d" % len(body)), body
+
+
+ODD_REQUESTS = [  # (why, method, path, header lines, body, the status it earns)
+    ("a NUL in a static name", "GET", "/static/style.css%00.js", (), b"", 404),
+    ("a multipart prompt that is not UTF-8", "POST", "/sessions/trigger",
+     *multipart("prompt", b"\xff\xfe look"), 400),
+    ("a multipart charset that does not exist", "POST", "/sessions/trigger",
+     *multipart("prompt", b"look", charset="no-such-charset"), 400),
+    ("a multipart body without its boundary", "POST", "/sessions/trigger",
+     (b"Content-Type: multipart/form-data; boundary=x", b"Content-Length: 5"), b"abcde", 400),
+    ("JSON nested 50,000 deep", "POST", "/api/v1/sessions/trigger",
+     (b"Content-Type: application/json", b"Content-Length: 50000"), b"[" * 50000, 400),
+    ("a Host that is not UTF-8", "GET", "/", (b"Host: \xff\xfe",), b"", 400),
+    ("an HX-Request that is not UTF-8", "GET", "/sessions", (b"HX-Request: \xff",), b"", 400),
+    ("a Last-Event-ID that is not UTF-8", "GET", "/sessions/1/stream", (b"Last-Event-ID: \xff",),
+     b"", 400),
+    ("an If-None-Match that is not UTF-8", "GET", "/static/style.css", (b"If-None-Match: \xff",),
+     b"", 400),
+    ("an Origin that is not UTF-8", "POST", "/sessions/trigger",
+     (b"Origin: \xff", b"Content-Length: 0"), b"", 400),
+    ("a path that is not UTF-8", "GET", "/%ff%fe", (), b"", 400),
+    ("a raw path byte that is not UTF-8", "GET", "/\xff", (), b"", 400),
+    ("a Content-Length that is not a number", "POST", "/sessions/trigger",
+     (b"Content-Type: application/x-www-form-urlencoded", b"Content-Length: abc"), b"prompt=x", 400),
+    ("a negative Content-Length", "POST", "/sessions/trigger",
+     (b"Content-Type: application/x-www-form-urlencoded", b"Content-Length: -1"), b"prompt=x", 400),
+    ("a 70 KB header", "GET", "/", (b"X-Big: " + b"a" * 70000,), b"", 400),
+    ("query strings that do not decode", "GET", "/sessions?before=%FF%FE&x=%&y=%zz", (), b"", 200),
+    ("an API query that does not decode", "GET", "/api/v1/sessions?before=%ZZ", (), b"", 200),
+    ("cookies of any shape", "GET", "/", (b'Cookie: a="\xff\\"; b=;;;=; c',), b"", 200),
+    ("a stream resumed from nonsense", "GET", "/sessions/1/stream?after=%ff", (), b"", 200),
+]
+
+
+@pytest.mark.parametrize("why, method, path, header_lines, body, status", ODD_REQUESTS,
+                         ids=[case[0] for case in ODD_REQUESTS])
+def test_no_input_is_a_fault(run_session, fake, why, method, path, header_lines, body, status):
+    app, _ = run_session(plan_ok(), serve=True)
+    assert raw_status(app.port, method, path, *header_lines, body=body) == status
+    assert len(rows(app)) == 1 and len(fake.runs()) == 1
+
+
+def absurd_result(cost, duration_ms, turns):
+    # Written as raw JSON text: a 301-digit number has no float to come from.
+    return (f'{{"type": "result", "subtype": "success", "is_error": false, "result": "done",'
+            f' "total_cost_usd": {cost}, "duration_ms": {duration_ms}, "num_turns": {turns}}}')
+
+
+@pytest.mark.parametrize("cost, duration_ms, turns, shown_cost, shown_duration", [
+    ("1e308", "-1", "1" + "0" * 300, ">$10,000", "—"),
+    ("-5", "1e300", "-3", "—", "—"),
+    ("NaN", "Infinity", "2.5e9", "—", r"[0-9]\.[0-9] s"),  # no duration stored: the wall clock's
+])
+def test_absurd_costs_durations_and_turns_show_as_sane_values(run_session, cost, duration_ms,
+                                                              turns, shown_cost, shown_duration):
+    app, _ = run_session([{"print": INIT}, {"print": absurd_result(cost, duration_ms, turns)}],
+                         serve=True)
+    assert finished(app, 1)["status"] == "completed"
+    client = browser_client(app)
+    page = client.get("/sessions/1")
+    meta = dict(zip([dt.text for dt in page.html.select(".meta dt")],
+                    [dd.text for dd in page.html.select(".meta dd")]))
+    assert (meta["Cost"], meta["Turns"]) == (shown_cost, "—")
+    assert re.fullmatch(shown_duration, meta["Duration"])
+    result_line = [entry.select_one(".text").text for entry in page.html.select("#transcript .entry")
+                   if entry.select_one(".label").text == "result"]
+    assert result_line == ["success" + (" · " + shown_cost if shown_cost != "—" else "")]
+    for path in ["/", "/sessions", "/sessions/1", "/sessions/1/summary"]:
+        text = client.get(path).text
+        assert not re.search(r"[0-9]{20}", text) and "-0.0" not in text and "nan" not in text, path
+
+
+def test_an_address_that_keeps_giving_wrong_passwords_is_refused_for_a_while(make_app, caplog):
+    app = make_app(serve=True, password="correct horse")
+    caplog.set_level("WARNING", logger="claude-ops")
+    wrong = {"Authorization": basic("Tr0ub4dor&3")}
+    for attempt in range(claude_ops.SIGN_IN_FAILURES_ALLOWED):
+        assert served_request(app, "GET", "/", **wrong)[0] == 401, attempt
+    right = {"Authorization": basic("correct horse")}
+    for path in ["/", "/api/v1/sessions"]:
+        status, headers, _ = served_request(app, "GET", path, **right)
+        assert status == 429 and 0 < int(headers["Retry-After"]) <= claude_ops.SIGN_IN_LOCKOUT_S
+    assert served_request(app, "GET", "/api/v1/health")[0] == 200
+    failures = [record.getMessage() for record in caplog.records
+                if record.getMessage().startswith("wrong password or token")]
+    assert failures == ["wrong password or token from 127.0.0.1 for GET /"] * 10
+    assert "refused for" in caplog.text and "Tr0ub4dor" not in caplog.text
+    client = browser_client(app)  # another address still signs in
+    client.get("/", headers=right, extra_environ={"REMOTE_ADDR": "192.0.2.9"}, status=200)
+    client.get("/", headers=right, extra_environ={"REMOTE_ADDR": "127.0.0.1"}, status=429)
+
+
+def test_sign_in_failures_end_count_ipv6_networks_and_stay_bounded():
+    failures = claude_ops.SignInFailures()
+    network = claude_ops.client_network
+    for number in range(claude_ops.SIGN_IN_FAILURES_ALLOWED):  # every address of one /64
+        failures.failed(network(f"2001:db8::{number + 1:x}"), now=1000.0 + number)
+    assert failures.retry_after(network("2001:db8::ffff"), now=1010.0) > 0
+    assert failures.retry_after(network("2001:db8:0:1::1"), now=1010.0) == 0
+    assert failures.retry_after(network("2001:db8::1"),
+                                now=1010.0 + claude_ops.SIGN_IN_LOCKOUT_S) == 0
+    for number in range(claude_ops.SIGN_IN_FAILURES_ALLOWED):  # slower than the window allows
+        failures.failed("192.0.2.1", now=5000.0 + number * claude_ops.SIGN_IN_WINDOW_S)
+    assert failures.retry_after("192.0.2.1", now=5000.0 + 10 * claude_ops.SIGN_IN_WINDOW_S) == 0
+    for number in range(3 * claude_ops.SIGN_IN_ADDRESSES_KEPT):
+        failures.failed(f"10.{number >> 16}.{number >> 8 & 255}.{number & 255}", now=9000.0)
+    assert len(failures.by_network) == claude_ops.SIGN_IN_ADDRESSES_KEPT
+
+
+def cooldown_path(app):
+    return os.path.join(app.config.state_dir, "cooldown.json")
+
+
+def assert_cooldown_notice(client, *words):
+    """/ and /cooldowns answer 200 with a notice holding `words`, and the dashboard keeps Run now."""
+    for path in ["/", "/cooldowns"]:
+        page = client.get(path, status=200)
+        notice = page.html.select_one(".notice").text
+        assert all(word in notice for word in words), (path, notice)
+    assert client.get("/").html.select_one("form.trigger-form textarea[name=prompt]") is not None
+    return page
+
+
+def test_wrong_types_in_cooldown_json_are_named_and_the_rest_is_shown(make_app, monkeypatch):
+    app = make_app()
+    write_cooldown(app, {
+        "jellyfin": {"status": "down", "restarts": 2, "consecutive_healthy": "many",
+                     "last_checked": 12345,
+                     "redeployments": [{"timestamp": iso_ago(hours=1), "success": True}]},
+        "nas": "broken",
+        "pihole": {"status": 5, "redeployments": {"when": "now"},
+                   "restarts": [{"timestamp": 17}, "x", {"success": True},
+                                {"timestamp": iso_ago(hours=1), "success": "yes", "error": ["a"]},
+                                {"timestamp": "yesterday"}]},
+        "sonarr": {"status": "healthy", "consecutive_healthy": 4, "last_checked": iso_ago(minutes=3),
+                   "restarts": [{"timestamp": iso_ago(hours=1), "success": False, "error": "oom"}]},
+    })
+    with open(cooldown_path(app)) as cooldown:
+        state = json.load(cooldown)
+    state.update(last_run=5, last_daily_digest=[])
+    with open(cooldown_path(app), "w") as cooldown:
+        json.dump(state, cooldown)
+    client = browser_client(app)
+    page = assert_cooldown_notice(client, "jellyfin.restarts should be a list, not 2",
+                                  'jellyfin.consecutive_healthy should be a count, not "many"',
+                                  "jellyfin.last_checked should be a time, not 12345",
+                                  ": last_run should be a time, not 5",
+                                  "; last_daily_digest should be a time, not a list", "more")
+    cells = [[td.text.strip() for td in row.select("td")] for row in page.html.select("tbody tr")]
+    assert [row[:4] for row in cells] == [["jellyfin", "down", "0 / 2", "1 / 1"],
+                                          ["nas", "unknown", "0 / 2", "0 / 1"],
+                                          ["pihole", "unknown", "1 / 2", "0 / 1"],
+                                          ["sonarr", "healthy", "1 / 2", "0 / 1"]]
+    assert "(failed)" in cells[3][4] and cells[3][5] == "4"
+    tiles = client.get("/").html.select(".service-tile")
+    assert [tile.h3.text for tile in tiles] == ["jellyfin", "nas", "pihole", "sonarr"]
+    monkeypatch.setattr(claude_ops, "COOLDOWN_PROBLEMS_SHOWN", 100)  # the notice names them all
+    notice = claude_ops.read_cooldowns(cooldown_path(app))[1]
+    for problem in ['nas should be an object, not "broken"', "pihole.status should be text, not 5",
+                    "pihole.redeployments should be a list, not an object",
+                    "pihole.restarts[0].timestamp should be a time, not 17",
+                    'pihole.restarts[1] should be an object, not "x"',
+                    "pihole.restarts[2] has no timestamp",
+                    'pihole.restarts[3].success should be true or false, not "yes"',
+                    "pihole.restarts[3].error should be text, not a list",
+                    'pihole.restarts[4].timestamp should be a time, not "yesterday"']:
+        assert problem in notice, problem
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"[" * 100_000, ["nested too deeply"]),
+    (b'{"services": ' * 50_000, ["nested too deeply"]),
+    (b'{"services": {"nas": {"status": "\xff\xfe"}}}', ["not JSON"]),
+    (b"[]", ["the file should be an object, not a list"]),
+    (b"null", ["the file should be an object, not null"]),
+    (b'{"services": []}', ["services should be an object, not a list"]),
+    (b'{"last_run": null}', ['no "services" object']),
+])
+def test_a_cooldown_json_that_makes_no_sense_is_a_notice(make_app, content, words):
+    app = make_app()
+    with open(cooldown_path(app), "wb") as cooldown:
+        cooldown.write(content)
+    assert_cooldown_notice(browser_client(app), *words)
+
+
+def test_a_cooldown_json_of_many_services_shows_the_first_ones(make_app):
+    app = make_app()
+    write_cooldown(app, {f"service-{number:05}": {"status": "healthy"} for number in range(5000)})
+    client = browser_client(app)
+    assert_cooldown_notice(client, "it lists 5000 services, of which the first 200 are shown")
+    assert len(client.get("/").html.select(".service-tile")) == 200
+
+
+def timed_get(url, timeout):
+    """(status, text, seconds taken) of a GET; a status of None when no answer came in time."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode(), time.monotonic() - started
+    except (OSError, http.client.HTTPException):
+        return None, "", time.monotonic() - started
+
+
+def peak_memory_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status.read()).group(1))
+
+
+def replace_cooldown_file(path, kind):
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.rmdir(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+    if kind == "a FIFO":
+        os.mkfifo(path)
+    elif kind == "a directory":
+        os.mkdir(path)
+    elif kind == "a symlink to /dev/zero":
+        os.symlink("/dev/zero", path)
+    elif kind == "a 256 MB file":
+        with open(path, "wb") as cooldown:  # sparse: no disk is used
+            cooldown.write(b'{"services": {"nas": {"status": "')
+            cooldown.truncate(256 * 1024 * 1024)
+
+
+def test_a_cooldown_json_that_is_no_regular_file_or_huge_never_hangs_or_bloats_a_page(
+        app_process, tmp_path):
+    app = app_process()
+    path = str(tmp_path / "state" / "cooldown.json")
+    for kind, words in [("a FIFO", "not a regular file"), ("a directory", "not a regular file"),
+                        ("a symlink to /dev/zero", "not a regular file"),
+                        ("a 256 MB file", "larger than 1 MiB")]:
+        replace_cooldown_file(path, kind)
+        for page in ["/", "/cooldowns"]:
+            status, text, seconds = timed_get(app.url + page, timeout=10)
+            assert status == 200, f"{kind}: {page} did not answer"
+            assert seconds < 3 and words in text and "cannot be read" in text, (kind, page, seconds)
+            assert page == "/cooldowns" or 'name="prompt"' in text
+    assert peak_memory_kib(app.process.pid) < 150 * 1024
+
+
+def time_to_close(port, request):
+    """(seconds until the server closes a connection that sent `request`, what it answered)."""
+    started = time.monotonic()
+    return raw_exchange(port, request, timeout=30), time.monotonic() - started
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"",
+    b"GET / HTTP/1.1\r\nHost: localhost\r\n",
+    b"POST /sessions/trigger HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\n\r\nprompt=abc",
+], ids=["nothing", "half a head", "half a body"])
+def test_a_request_that_does_not_arrive_in_time_is_closed(make_app, fake, monkeypatch, request_bytes):
+    monkeypatch.setattr(claude_ops, "REQUEST_TIMEOUT_S", 1)
+    app = make_app(serve=True)
+    answer, seconds = time_to_close(app.port, request_bytes)
+    assert answer == b"" and 0.9 < seconds < 5
+    assert rows(app) == [] and fake.runs() == []
+
+
+def test_a_body_too_large_is_refused_and_the_connection_closed_without_reading_it(make_app):
+    app = make_app(serve=True)
+    answer, seconds = time_to_close(app.port, b"POST /sessions/trigger HTTP/1.1\r\nHost: localhost\r\n"
+                                    b"Content-Length: " + b"9" * 23 + b"\r\n\r\nprompt=x")
+    assert answer.startswith(b"HTTP/1.1 413 ") and seconds < 5
+    assert rows(app) == []
+
+
+def test_a_live_stream_outlasts_the_request_timeout(make_app, fake, monkeypatch):
+    monkeypatch.setattr(claude_ops, "REQUEST_TIMEOUT_S", 1)
+    gate = fake.gate("second")
+    fake.plan([{"print": INIT}, {"print": assistant_text("first line")}, {"wait_for_file": gate},
+               {"print": assistant_text("second line")}, {"print": result()}])
+    app = make_app(serve=True)
+    app.scheduler.trigger_adhoc("x")
+    wait_for(lambda: fake.runs(), message="the CLI to start")
+    client = SSEClient(app.port, "/sessions/1/stream")
+    event = client.read_event()
+    while event is not None and "first line" not in event.get("data", ""):
+        event = client.read_event()
+    assert event is not None
+    gevent.sleep(2.5)  # not a wait for something: the stream must outlive the request timeout
+    open(gate, "w").close()
+    assert client.read_until_done() == {"event": "done", "data": "completed"}
+    assert any("second line" in event["data"] for event in client.messages())
+    client.close()
+
+
+class AppWithFileLimit(AppProcess):
+    """claude_ops.py in a subprocess that starts with its limit on open files at (soft, hard)."""
+
+    def __init__(self, tmp_path, fake, file_limit):
+        super().__init__(tmp_path, fake)
+        self.file_limit = file_limit
+
+    def start(self):
+        with open(self.stderr_path, "ab") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, os.path.join(HERE, "claude_ops.py")], env=self.environ,
+                stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=self.limit_files)
+        wait_for(lambda: self.get("/api/v1/health") is not None or self.process.poll() is not None,
+                 timeout=20, message="the app to answer")
+        assert self.process.poll() is None, self.stderr_path.read_text()
+        return self
+
+    def limit_files(self):
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.file_limit)
+
+    def open_files(self):
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+
+@pytest.fixture
+def app_with_file_limit(tmp_path, fake):
+    processes = []
+
+    def start(file_limit, **settings):
+        processes.append(AppWithFileLimit(tmp_path, fake, file_limit))
+        processes[-1].environ.update(settings)
+        return processes[-1].start()
+
+    yield start
+    for process in processes:
+        process.stop()
+
+
+def test_the_soft_limit_on_open_files_is_raised_to_the_hard_one(app_with_file_limit):
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard < 1024:
+        pytest.skip(f"the hard limit on open files here is {hard}")
+    app = app_with_file_limit((256, hard))
+    with open(f"/proc/{app.process.pid}/limits") as limits:
+        line = next(line for line in limits if line.startswith("Max open files"))
+    assert line.split()[3:5] == [str(hard), str(hard)]
+
+
+def test_idle_sockets_past_the_connection_cap_cannot_lock_the_dashboard_out(app_with_file_limit):
+    app = app_with_file_limit((256, 256))
+    cap = claude_ops.connection_limit(256)
+    idle = [socket.create_connection(("127.0.0.1", app.port)) for _ in range(cap + 72)]
+    try:
+        wait_for(lambda: app.open_files() >= cap, message="the app to hold the idle connections")
+        status, text, seconds = timed_get(app.url + "/", timeout=claude_ops.REQUEST_TIMEOUT_S + 10)
+        assert status == 200 and 'name="prompt"' in text
+        assert seconds < claude_ops.REQUEST_TIMEOUT_S + 4
+        assert app.open_files() < 256 - claude_ops.SPARE_FILES // 2
+    finally:
+        for connection in idle:
+            connection.close()
+
+
+def keep_asking_for_health(port, served, stop):
+    """One client that keeps its connection busy with a request a second, as a dashboard tab
+    polling would, so that the server never closes it for idleness."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        while not stop.is_set():
+            connection.request("GET", "/api/v1/health", headers={"Host": "localhost"})
+            connection.getresponse().read()
+            served.add(id(connection))
+            stop.wait(1)  # pacing the load, well inside the request timeout
+    except (OSError, http.client.HTTPException):
+        pass
+    finally:
+        connection.close()
+
+
+def test_the_connection_cap_keeps_files_for_a_session_when_clients_crowd_in(
+        app_with_file_limit, fake, tmp_path):
+    gate = fake.gate("go")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app = app_with_file_limit((256, 256), CLAUDEOPS_RUN_ON_START="true", CLAUDEOPS_INTERVAL="1")
+    wait_for(lambda: fake.runs(), message="the first scheduled session")
+    cap, served, stop = claude_ops.connection_limit(256), set(), gevent.event.Event()
+    clients = [gevent.spawn(keep_asking_for_health, app.port, served, stop) for _ in range(300)]
+    try:
+        wait_for(lambda: len(served) >= cap, timeout=30, message="as many clients as the cap")
+        open(gate, "w").close()  # the first session ends; the second starts a second later
+        database = sqlite3.connect(tmp_path / "state" / "claudeops.db")
+        second = wait_for(lambda: database.execute(
+            "SELECT status, error FROM sessions WHERE id = 2 AND status != 'running'").fetchone(),
+            timeout=30, message="the second session to end")
+        database.close()
+        assert second == ("completed", None)
+        assert len(served) == cap
+    finally:
+        stop.set()
+        gevent.killall(clients)

@@ -3,9 +3,10 @@
   <p class="hint">Limits the agent keeps: {{cooldown_rules}}.</p>
   % if cooldown_problem:
   <p class="notice">{{cooldown_problem}}</p>
-  % elif not services:
+  % end
+  % if not services and not cooldown_problem:
   <p class="empty">No services recorded yet.</p>
-  % else:
+  % elif services:
   <div class="table-scroll"><table class="cooldown-table">
     <thead><tr><th>Service</th><th>Status</th>
     % for limit in cooldown_limits:

@@ -8,9 +8,10 @@
   <div class="card-head"><h2>Services</h2><a href="/cooldowns">Cooldowns</a></div>
   % if cooldown_problem:
   <p class="notice">{{cooldown_problem}}</p>
-  % elif not services:
+  % end
+  % if not services and not cooldown_problem:
   <p class="empty">No services recorded yet. Each session checks the homelab and records every service it finds in cooldown.json; they show here after the first session.</p>
-  % else:
+  % elif services:
   <div class="service-grid">
     % for service in services:
     <article class="service-tile health-{{service.health}}">
