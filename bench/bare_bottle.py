@@ -30,8 +30,7 @@ def main():
         bottle.response.content_type = "text/html; charset=utf-8"
         return body
 
-    server = gevent.pywsgi.WSGIServer(claude_ops.listen("127.0.0.1", port), web, log=None,
-                                      error_log=claude_ops.log)
+    server = gevent.pywsgi.WSGIServer(claude_ops.listen("127.0.0.1", port), web, log=None)
     server.serve_forever()
 
 

@@ -7,8 +7,9 @@ $BENCH_FAKE_PLAN says:
   {"kind": "flood", "gate": PATH, "lines_per_s": 2000, "seconds": 10, "report": PATH}
       init, waits for the gate file, then assistant lines "t=<emit time> n=<seq>" at a steady
       rate, then a result; writes what it managed (count, first and last emit time) to report
-  {"kind": "bulk", "lines": 400, "line_bytes": 262144}
-      init, then large tool_result lines as fast as the pipe takes them, then a result
+  {"kind": "ordinary", "lines": 100000}
+      init, then ordinary lines of about 1 KB as fast as the pipe takes them, shaped like the real
+      CLI's (an assistant's text, a Bash tool call, its output, in turn), then a result
 """
 
 import json
@@ -51,13 +52,60 @@ def flood(plan):
         json.dump({"lines": total, "first_emit": first_emit, "last_emit": last_emit}, report)
 
 
-def bulk(plan):
-    # Realistic tool output: many short lines of text (escaped newlines inside the JSON string).
-    text_line = "drwxr-xr-x 2 root root 4096 Nov 24 10:03 /var/lib/docker/volumes/jellyfin_config\n"
-    content = (text_line * (plan["line_bytes"] // len(text_line) + 1))[:plan["line_bytes"]]
+# The envelope the real CLI puts around each assistant message (ids, model, token usage).
+USAGE = {"input_tokens": 4, "cache_creation_input_tokens": 1342, "cache_read_input_tokens": 15871,
+         "cache_creation": {"ephemeral_5m_input_tokens": 1342, "ephemeral_1h_input_tokens": 0},
+         "output_tokens": 1, "service_tier": "standard"}
+ASSISTANT_TEXT = (
+    "The jellyfin container answers on :8096 but its health endpoint took {n} ms, and the last "
+    "hour of its log shows the library scan restarting after a transcoder timeout. Before "
+    "touching anything I will compare the volume's free space with yesterday's figure in the "
+    "cooldown file, check whether sonarr or radarr are hammering the same disk, and look at the "
+    "container's restart count, so that a restart is only proposed if it is within the limits.")
+COMMAND = ("docker ps --format '{{.Names}} {{.Status}}' && df -h /srv /var/lib/docker && "
+           "docker logs --since 1h --tail 40 jellyfin 2>&1 | grep -iE 'error|warn|timeout'  # {n}")
+OUTPUT = ("jellyfin Up 3 days (healthy)\nsonarr Up 3 days\nradarr Up 3 days\nprowlarr Up 3 days\n"
+          "Filesystem Size Used Avail Use% Mounted on\n/dev/sda1 1.8T 1.3T 472G 74% /srv\n"
+          "[{n}] [WRN] Transcoder: ffmpeg exited with code 1 after 301 s (timeout)\n"
+          "[ERR] LibraryMonitor: scan of /srv/media/tv aborted, retrying in 60 s\n")
+
+
+def ordinary_lines():
+    """The three shapes of ordinary line in turn, each a template for str.format(n=<seq>)."""
+    envelope = {"parent_tool_use_id": None, "session_id": "9d2c41f7-5e0b-4a8e-b1c3-7f64e2a9d0b5",
+                "uuid": "4b1e7c52-{n:08d}-4f0a-9c2d-1e5b7a3f8c60"}
+
+    def assistant(block):
+        return dict({"type": "assistant", "message": {
+            "id": "msg_01Hc7QmZ{n:08d}bXyKp2Lw", "type": "message", "role": "assistant",
+            "model": "claude-haiku-4-5-20251001", "content": [block], "stop_reason": None,
+            "stop_sequence": None, "usage": USAGE}}, **envelope)
+
+    tool_id = "toolu_01Rk8sWq{n:08d}VnEe4J"
+    shapes = [
+        assistant({"type": "text", "text": ASSISTANT_TEXT}),
+        assistant({"type": "tool_use", "id": tool_id, "name": "Bash",
+                   "input": {"command": COMMAND, "description": "Container status, disk, errors"}}),
+        dict({"type": "user", "message": {"role": "user", "content": [
+            {"tool_use_id": tool_id, "type": "tool_result", "content": OUTPUT, "is_error": False}]},
+            "tool_use_result": {"stdout": OUTPUT, "stderr": "", "interrupted": False,
+                                "isImage": False}}, **envelope),
+    ]
+    # Braces of the JSON itself are doubled so that only {n} and {n:08d} are fields.
+    return [json.dumps(shape, separators=(",", ":")).replace("{", "{{").replace("}", "}}")
+            .replace("{{n}}", "{n}").replace("{{n:08d}}", "{n:08d}") + "\n" for shape in shapes]
+
+
+def ordinary(plan):
+    shapes = ordinary_lines()
+    batch = []
     for number in range(plan["lines"]):
-        emit({"type": "user", "message": {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": f"toolu_{number}", "content": content}]}})
+        batch.append(shapes[number % len(shapes)].format(n=number))
+        if len(batch) == 256:
+            sys.stdout.write("".join(batch))
+            batch.clear()
+    sys.stdout.write("".join(batch))
+    sys.stdout.flush()
 
 
 def main():
@@ -72,8 +120,8 @@ def main():
         time.sleep(plan["hold_s"])
     elif plan["kind"] == "flood":
         flood(plan)
-    elif plan["kind"] == "bulk":
-        bulk(plan)
+    elif plan["kind"] == "ordinary":
+        ordinary(plan)
     emit(RESULT)
 
 
