@@ -727,7 +727,8 @@ def delivery_note(summary, emitted, status, app_share):
     emit_s = emitted["last_emit"] - emitted["first_emit"]
     return (f"{summary['complete_clients']}/{summary['clients']} clients got all"
             f" {emitted['lines']:,} lines in order (emitted in {emit_s:.1f} s; session {status};"
-            f" app CPU {app_share:.0%} of a core)"
+            f" CPU: the app {app_share:.0%} of a core, the clients' process"
+            f" {summary['client_cpu_s'] / summary['wall_s']:.0%})"
             + (f"; {'; '.join(summary['problems'])}" if summary["problems"] else ""))
 
 
