@@ -228,7 +228,8 @@ def usual_open_files():
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def helper(name, *arguments, **popen):
+def bench_process(name, *arguments, **popen):
+    """One of the bench's own scripts, in a process of its own."""
     return subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, name), *map(str, arguments)],
                             text=True, **popen)
 
@@ -247,8 +248,8 @@ class HealthProbe:
         self.summary = None
 
     def __enter__(self):
-        self.process = helper("health_probe.py", "--port", self.port, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE)
+        self.process = bench_process("health_probe.py", "--port", self.port,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         if read_line(self.process.stdout, 30) != "ready":
             self.process.kill()
             raise RuntimeError("the health probe got no answer")
@@ -268,8 +269,8 @@ class HealthProbe:
 
 def load_page(port, path, clients=1, each=1):
     """page_load.py's figures; refuses a run where any load failed."""
-    loader = helper("page_load.py", "--port", port, "--path", path, "--clients", clients,
-                    "--each", each, stdout=subprocess.PIPE)
+    loader = bench_process("page_load.py", "--port", port, "--path", path, "--clients", clients,
+                           "--each", each, stdout=subprocess.PIPE)
     summary = json.loads(loader.communicate(timeout=900)[0].strip().splitlines()[-1])
     if summary["statuses"] != [200] or summary["loads"] != clients * each:
         raise RuntimeError(f"GET {path}: {summary['loads']} loads, statuses {summary['statuses']}")
@@ -609,8 +610,8 @@ def measure_index(lab):
     with open(page_path, "wb") as page:
         page.write(second)
     baseline_port = free_port()
-    baseline = helper("bare_bottle.py", lab.app_dir, baseline_port, page_path, cwd=app.folder,
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    baseline = bench_process("bare_bottle.py", lab.app_dir, baseline_port, page_path,
+                             cwd=app.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_http(baseline_port, "/", baseline, START_LIMIT_S)
         servers = {"app": (app.port, app.process.pid), "bare": (baseline_port, baseline.pid)}
@@ -695,9 +696,9 @@ def follow_session(lab, app, clients, lines_per_s, seconds, watch):
                   report=report)
     session_id = app.trigger(f"bench: {clients} followers")
     expected = lines_per_s * seconds
-    loader = helper("sse_load.py", "--port", app.port, "--path",
-                    f"/sessions/{session_id}/stream", "--clients", clients, "--lines", expected,
-                    "--ready-timeout", 60, stdout=subprocess.PIPE)
+    loader = bench_process("sse_load.py", "--port", app.port, "--path",
+                           f"/sessions/{session_id}/stream", "--clients", clients, "--lines",
+                           expected, "--ready-timeout", 60, stdout=subprocess.PIPE)
     try:
         ready = read_line(loader.stdout, 90)
         if ready != "ready":
@@ -1008,7 +1009,8 @@ def measure_names(text):
 
 def main():
     parser = argparse.ArgumentParser(description="Benchmark claude-ops against SPEC section 6.")
-    parser.add_argument("--runs", type=int, default=3, help="how many runs (default 3)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="how many runs (default 3; 0 only prepares the big data)")
     parser.add_argument("--data", metavar="DIR",
                         help="keep the big data (1,000,000 rows, long logs) here and reuse it")
     parser.add_argument("--json", metavar="PATH", help="also write every run's figures here")
@@ -1048,6 +1050,8 @@ def main():
             progress(f"the temporary folder is {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    if not args.runs:  # --runs 0 only prepares the big data
+        return
     print(report([goal for goal in goals if goal.figures], args.runs))
     print(f"\n{args.runs} runs of {', '.join(f'{seconds:.0f}' for seconds in run_seconds)} s on"
           f" {os.cpu_count()} CPUs, after {prepared_s:.0f} s preparing the big data;"
