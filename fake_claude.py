@@ -175,6 +175,62 @@ def tool_output(lines, line_bytes):
             {"type": "tool_result", "tool_use_id": f"toolu_{number}", "content": content}]}})
 
 
+# The envelope the real CLI puts around each assistant message (ids, model, token usage).
+USAGE = {"input_tokens": 4, "cache_creation_input_tokens": 1342, "cache_read_input_tokens": 15871,
+         "cache_creation": {"ephemeral_5m_input_tokens": 1342, "ephemeral_1h_input_tokens": 0},
+         "output_tokens": 1, "service_tier": "standard"}
+ASSISTANT_TEXT = (
+    "The jellyfin container answers on :8096 but its health endpoint took {n} ms, and the last "
+    "hour of its log shows the library scan restarting after a transcoder timeout. Before "
+    "touching anything I will compare the volume's free space with yesterday's figure in the "
+    "cooldown file, check whether sonarr or radarr are hammering the same disk, and look at the "
+    "container's restart count, so that a restart is only proposed if it is within the limits.")
+COMMAND = ("docker ps --format '{{.Names}} {{.Status}}' && df -h /srv /var/lib/docker && "
+           "docker logs --since 1h --tail 40 jellyfin 2>&1 | grep -iE 'error|warn|timeout'  # {n}")
+OUTPUT = ("jellyfin Up 3 days (healthy)\nsonarr Up 3 days\nradarr Up 3 days\nprowlarr Up 3 days\n"
+          "Filesystem Size Used Avail Use% Mounted on\n/dev/sda1 1.8T 1.3T 472G 74% /srv\n"
+          "[{n}] [WRN] Transcoder: ffmpeg exited with code 1 after 301 s (timeout)\n"
+          "[ERR] LibraryMonitor: scan of /srv/media/tv aborted, retrying in 60 s\n")
+
+
+def ordinary_lines():
+    """The three shapes of ordinary line in turn, each a template for str.format(n=<seq>)."""
+    envelope = {"parent_tool_use_id": None, "session_id": "9d2c41f7-5e0b-4a8e-b1c3-7f64e2a9d0b5",
+                "uuid": "4b1e7c52-{n:08d}-4f0a-9c2d-1e5b7a3f8c60"}
+
+    def assistant(block):
+        return dict({"type": "assistant", "message": {
+            "id": "msg_01Hc7QmZ{n:08d}bXyKp2Lw", "type": "message", "role": "assistant",
+            "model": "claude-haiku-4-5-20251001", "content": [block], "stop_reason": None,
+            "stop_sequence": None, "usage": USAGE}}, **envelope)
+
+    tool_id = "toolu_01Rk8sWq{n:08d}VnEe4J"
+    shapes = [
+        assistant({"type": "text", "text": ASSISTANT_TEXT}),
+        assistant({"type": "tool_use", "id": tool_id, "name": "Bash",
+                   "input": {"command": COMMAND, "description": "Container status, disk, errors"}}),
+        dict({"type": "user", "message": {"role": "user", "content": [
+            {"tool_use_id": tool_id, "type": "tool_result", "content": OUTPUT, "is_error": False}]},
+            "tool_use_result": {"stdout": OUTPUT, "stderr": "", "interrupted": False,
+                                "isImage": False}}, **envelope),
+    ]
+    # Braces of the JSON itself are doubled so that only {n} and {n:08d} are fields.
+    return [json.dumps(shape, separators=(",", ":")).replace("{", "{{").replace("}", "}}")
+            .replace("{{n}}", "{n}").replace("{{n:08d}}", "{n:08d}") + "\n" for shape in shapes]
+
+
+def ordinary_stdout(lines):
+    shapes = ordinary_lines()
+    batch = []
+    for number in range(lines):
+        batch.append(shapes[number % len(shapes)].format(n=number))
+        if len(batch) == 256:
+            sys.stdout.write("".join(batch))
+            batch.clear()
+    sys.stdout.write("".join(batch))
+    sys.stdout.flush()
+
+
 def start_child(seconds):
     # Imported here: it would add to every run's start-up, which the benchmark measures.
     import subprocess
@@ -202,6 +258,8 @@ def run_step(kind, value, plan_folder):
             emit(assistant_text(f"line {number}"))
     elif kind == "paced_stdout":
         paced_stdout(**value)
+    elif kind == "ordinary_stdout":
+        ordinary_stdout(value)
     elif kind == "tool_output":
         tool_output(**value)
     elif kind == "big_line":
