@@ -12,6 +12,7 @@ import argparse
 import base64
 import datetime
 import errno
+import fcntl
 import hmac
 import html
 import importlib.metadata
@@ -283,6 +284,12 @@ SETTINGS = [
 ]
 
 
+# The app's own secrets: masked everywhere, and kept from the agent's environment and from the
+# environment the kernel shows for the app itself.
+SECRET_SETTINGS = ("CLAUDEOPS_DASHBOARD_PASSWORD", "CLAUDEOPS_API_TOKEN", "CLAUDEOPS_APPRISE_URLS",
+                   "CLAUDEOPS_PING_URL")
+
+
 Config = make_dataclass("Config", [setting.field for setting in SETTINGS], frozen=True)
 Config.__doc__ = "Every setting, parsed: one frozen object built by load_config()."
 
@@ -465,6 +472,10 @@ MIGRATIONS = [
     CREATE INDEX alerts_pending ON alerts (monitor_key) WHERE state = 'pending';
     CREATE INDEX alerts_session ON alerts (session_id) WHERE session_id IS NOT NULL;
     """,
+    """
+    ALTER TABLE sessions ADD COLUMN process_group INTEGER;
+    ALTER TABLE sessions ADD COLUMN process_mark TEXT;
+    """,
 ]
 
 
@@ -488,6 +499,10 @@ TRIGGERS = {"scheduled": "the regular health check", "manual": "an operator aske
             "alert": "a monitor raised the alerts named in the prompt"}
 
 SESSION_PAGE_SIZE = 50
+# How long SQLite itself waits for another process's lock, blocking the event loop meanwhile.
+STORE_BUSY_TIMEOUT_MS = 10
+STORE_RETRY_S = 0.05
+STORE_DEADLINE_S = 2
 # Pages list sessions without their `context` (the long environment prompt) to stay cheap.
 LISTED_COLUMNS = ("id, tier, model, prompt_file, status, started_at, ended_at, exit_code, log_file,"
                   " response, cost_usd, num_turns, duration_ms, trigger, prompt_text, error,"
@@ -507,21 +522,51 @@ def parse_iso(text):
     return datetime.datetime.fromisoformat(text)  # reads the trailing Z as UTC
 
 
+class DatabaseBusy(sqlite3.OperationalError):
+    """Another process held the database's lock past the deadline."""
+
+
+def is_busy(error):
+    return (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF in (sqlite3.SQLITE_BUSY,
+                                                                     sqlite3.SQLITE_LOCKED)
+
+
+class PatientConnection(sqlite3.Connection):
+    """A connection whose statements wait out another process's lock without freezing the server.
+    SQLite's own wait (busy_timeout) blocks the whole event loop, so it is kept short, and the
+    waiting happens here, in gevent sleeps between attempts, up to a deadline (None: as long as
+    it takes). No transaction stays open across the sleeps: every statement is its own."""
+
+    def execute(self, sql, parameters=(), deadline_s=STORE_DEADLINE_S):
+        deadline = None if deadline_s is None else time.monotonic() + deadline_s
+        while True:
+            try:
+                return super().execute(sql, parameters)
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DatabaseBusy("the database is locked by another process") from None
+            gevent.sleep(STORE_RETRY_S)
+
+
 def row_as_dict(cursor, row):
     # Rows become plain dicts at once: sqlite3.Row made dict() the slowest step of a page.
     return dict(zip([column[0] for column in cursor.description], row))
 
 
 class Store:
-    """The one SQLite connection. All greenlets share it; none yields inside a query."""
+    """The one SQLite connection. All greenlets share it; none yields inside a statement, and a
+    statement that meets another process's lock waits in gevent sleeps (PatientConnection)."""
 
     def __init__(self, path):
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                  factory=PatientConnection)
         self.db.row_factory = row_as_dict
         self.version = 0  # bumped by every write, so that pages can cache what they read
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.execute(f"PRAGMA busy_timeout={STORE_BUSY_TIMEOUT_MS}")
         self.migrate()
 
     def migrate(self):
@@ -551,9 +596,17 @@ class Store:
         return cursor.lastrowid
 
     def update_session(self, session_id, **columns):
+        self.set_columns(session_id, columns, STORE_DEADLINE_S)
+
+    def finish_session(self, session_id, **columns):
+        """update_session() that waits as long as another process holds the lock: a row left
+        `running` would say that a session runs while none does."""
+        self.set_columns(session_id, columns, deadline_s=None)
+
+    def set_columns(self, session_id, columns, deadline_s):
         assignments = ", ".join(f"{name} = ?" for name in columns)
         self.db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?",
-                        (*columns.values(), session_id))
+                        (*columns.values(), session_id), deadline_s=deadline_s)
         self.version += 1
 
     def session(self, session_id):
@@ -577,6 +630,11 @@ class Store:
             rows = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions WHERE id < ?"
                                    " ORDER BY id DESC LIMIT ?", (before_id, limit))
         return rows.fetchall()
+
+    def abandoned_process_groups(self):
+        """The CLI process groups recorded on rows a dead process left `running`."""
+        return self.db.execute("SELECT id, process_group, process_mark FROM sessions"
+                               " WHERE status = 'running' AND process_group IS NOT NULL").fetchall()
 
     def interrupt_running(self, reason):
         """Rows a dead process left `running`; returns their ids."""
@@ -1244,7 +1302,10 @@ class LiveTranscript:
         self.file.flush()
 
     def finish(self, status):
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:  # a full disk: the last buffered lines are lost, the row says why
+            pass
         for subscriber in list(self.subscribers):
             subscriber.offer((None, sse_done(status)))
 
@@ -1294,13 +1355,27 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 STOP_GRACE_S = 3
 PIPE_DRAIN_GRACE_S = 2
 STDERR_TAIL_LINES = 20
-SECRET_ENV_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-ANTHROPIC_KEY = re.compile(r"sk-ant-[A-Za-z0-9_\-]{6,}")
-BEARER_TOKEN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}")
+# Set in the CLI's environment to a mark recorded on its row: the way to know its processes again.
+SESSION_MARK_ENV = "CLAUDEOPS_SESSION_ID"
+# A secret's name has a part (between _ . -) that ends in KEY, TOKEN, SECRET, PASSWORD, PASSWD or
+# CREDENTIAL(S), or that is PASS or PAT: GITHUB_PAT is one, PATH is not. Matched whole (fullmatch).
+SECRET_ENV_NAME = re.compile(
+    r"(?:[A-Z0-9]*[_.-])*(?:[A-Z0-9]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)|PASS|PAT)"
+    r"(?:[_.-][A-Z0-9]*)*", re.IGNORECASE)
+MIN_SECRET_CHARS = 8
+# The app's own secrets are masked down to this length: shorter would garble every line.
+MIN_OWN_SECRET_CHARS = 4
+# A line break as decoded text holds it, or as a JSON string spells it in a raw line.
+LINE_BREAK = r"(?:\r?\n|(?:\\r)?\\n)"
+KEY_CHARS = r"[A-Za-z0-9_\-]"
+# A key cut by line breaks goes on with lines made of nothing but key characters.
+ANTHROPIC_KEY = re.compile(
+    rf"sk-ant-{KEY_CHARS}{{6,}}(?:{LINE_BREAK}{KEY_CHARS}+(?={LINE_BREAK}|\Z|\"))*")
+BEARER_TOKEN = re.compile(r"(?i)(bearer(?:\s|\\[tnr])+)[A-Za-z0-9._~+/=\-]{8,}")
+# NAME=value and NAME: value, as .env files, compose files and JSON config spell them.
+ASSIGNMENT = re.compile(r"""(?<![\w.-])([A-Za-z_][\w.-]*+)(["']?[ \t]*+[=:][ \t]*+)"""
+                        r"""("[^"\n]*"|'[^'\n]*'|[^\s"']\S*)""")
 MASK = "[redacted]"
-# The app's own secrets: never in the agent's environment, masked wherever they could show.
-APP_SECRET_SETTINGS = ("CLAUDEOPS_DASHBOARD_PASSWORD", "CLAUDEOPS_API_TOKEN", "CLAUDEOPS_APPRISE_URLS",
-                       "CLAUDEOPS_PING_URL")
 
 
 def secret_parts(urls):
@@ -1313,27 +1388,92 @@ def secret_parts(urls):
         parts.update(segment for segment in split.path.split("/") if segment)
         parts.update(value for _, value in urllib.parse.parse_qsl(split.query))
     return {part for part in parts if len(part) >= 8}
+
+
 # The CLI's session ids are UUIDs; anything else is not handed back to it as an argument.
 CLI_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 STOPPED_REASON = "stopped from the dashboard"
 
 
-class Redactor:
-    """Masks credentials in text: Anthropic keys, bearer tokens, and the values of environment
-    variables whose names say they are secret."""
+def masked_assignment(match):
+    name, between, value = match.groups()
+    quote = value[0] if value[0] in "\"'" and value[-1] == value[0] and len(value) > 1 else ""
+    if not SECRET_ENV_NAME.fullmatch(name) or len(value) - 2 * len(quote) < MIN_SECRET_CHARS:
+        return match.group(0)
+    return f"{name}{between}{quote}{MASK}{quote}"
 
-    def __init__(self, environ, extra_secrets=()):
+
+def breakable(value):
+    """A pattern of `value` that also matches it cut anywhere by line breaks."""
+    return f"{LINE_BREAK}?".join(map(re.escape, value))
+
+
+def decode_json(line):
+    """A JSON line as (value, True if an object repeats a key); json.loads keeps only the last of
+    repeated keys, so a raw line with one may hold more than its decoded value shows."""
+    repeated = False
+
+    def object_of(pairs):
+        nonlocal repeated
+        found = dict(pairs)
+        repeated = repeated or len(found) != len(pairs)
+        return found
+    return json.loads(line, object_pairs_hook=object_of), repeated
+
+
+class Redactor:
+    """Masks credentials: Anthropic keys, bearer tokens, NAME=value of secret names, the values of
+    environment variables whose names say they are secret, and the app's own secrets. Known values
+    are also found JSON-escaped and cut by line breaks."""
+
+    def __init__(self, environ, own_secrets=()):
         values = {value for name, value in environ.items()
-                  if SECRET_ENV_NAME.search(name) and len(value) >= 8}
-        values.update(secret for secret in extra_secrets if secret and len(secret) >= 8)
-        ordered = sorted(values, key=len, reverse=True)
-        self.values = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+                  if SECRET_ENV_NAME.fullmatch(name) and len(value) >= MIN_SECRET_CHARS}
+        values.update(secret for secret in own_secrets if len(secret) >= MIN_OWN_SECRET_CHARS)
+        forms = values | {json.dumps(value)[1:-1] for value in values} | {
+            json.dumps(value, ensure_ascii=False)[1:-1] for value in values}
+        ordered = sorted(forms, key=len, reverse=True)
+        self.values = re.compile("|".join(map(breakable, ordered))) if ordered else None
 
     def __call__(self, text):
         if self.values is not None:
             text = self.values.sub(MASK, text)
         text = ANTHROPIC_KEY.sub("sk-ant-" + MASK, text)
-        return BEARER_TOKEN.sub(lambda match: match.group(1) + MASK, text)
+        text = BEARER_TOKEN.sub(lambda match: match.group(1) + MASK, text)
+        return ASSIGNMENT.sub(masked_assignment, text)
+
+    def decoded(self, value):
+        """Every string of a decoded JSON value masked, keys included."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, list):
+            return [self.decoded(item) for item in value]
+        if isinstance(value, dict):
+            return {self(key): self.decoded(item) for key, item in value.items()}
+        return value
+
+    def line(self, line):
+        """A line of the CLI's output as it may be stored. A JSON line is masked in its decoded
+        strings, where escapes (\\", \\u0061, \\n) can no longer hide a secret from the patterns,
+        and written again if that changed anything; any other line is masked as text."""
+        if line.lstrip()[:1] not in ("{", "[", '"'):
+            return self(line)
+        try:
+            event, repeated = decode_json(line)
+            masked = self.decoded(event)
+            if masked == event and not repeated:
+                return line
+        except (ValueError, RecursionError):
+            return self(line)
+        return json.dumps(masked, separators=(",", ":"))
+
+
+def own_secret_values(config, environ):
+    """The app's own secrets to mask: SECRET_SETTINGS as the config and the environment have
+    them, and the parts of each notification URL that may be credentials."""
+    values = [config.password or "", config.api_token or "", config.ping_url or ""]
+    values += [environ.get(name) or "" for name in SECRET_SETTINGS]
+    return values + [*config.apprise_urls, *secret_parts(config.apprise_urls)]
 
 
 def environment_context(config, trigger, tier=None):
@@ -1361,21 +1501,28 @@ Record every restart and redeployment you make in the file, and set "last_run" w
 """
 
 
-def stop_process_group(process, grace_s=STOP_GRACE_S):
-    """SIGTERM to the CLI's whole process group, then SIGKILL to what is left after the grace."""
+def end_process_group(pgid, ended, grace_s=STOP_GRACE_S):
+    """SIGTERM to a whole process group, then SIGKILL to what is left unless `ended()` says it is
+    gone within the grace."""
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if process.poll() is not None and not process_group_alive(process.pid):
+        if ended():
             return
         gevent.sleep(0.05)
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
         pass
+
+
+def stop_process_group(process, grace_s=STOP_GRACE_S):
+    """SIGTERM to the CLI's whole process group, then SIGKILL to what is left after the grace."""
+    end_process_group(process.pid, lambda: process.poll() is not None
+                      and not process_group_alive(process.pid), grace_s)
 
 
 def process_group_alive(pgid):
@@ -1386,6 +1533,71 @@ def process_group_alive(pgid):
     except PermissionError:
         return True
     return True
+
+
+def process_group_members(pgid):
+    """The pids of a process group's live processes (zombies are not), from /proc."""
+    try:
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
+    members = []
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != b"Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def carries_mark(pid, mark):
+    """Whether the process started with SESSION_MARK_ENV=mark in its environment."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return f"{SESSION_MARK_ENV}={mark}".encode() in environ.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def end_abandoned_groups(store):
+    """Ends the CLIs that an app killed mid-session left running, so that there are never two
+    agents at once. A recorded group id may since have passed to strangers: a group is ended only
+    while one of its processes carries the session's mark."""
+    for row in store.abandoned_process_groups():
+        pgid = row["process_group"]
+        if any(carries_mark(pid, row["process_mark"]) for pid in process_group_members(pgid)):
+            log.warning("session %d's CLI outlived the app that started it: ending its process"
+                        " group %d", row["id"], pgid)
+            end_process_group(pgid, lambda: not process_group_members(pgid))
+
+
+def pipe_lines(pipe):
+    """The lines of a pipe, of any length, without their newline; one longer than MAX_LINE_BYTES
+    comes in pieces of that size."""
+    pending = bytearray()
+    while True:
+        chunk = pipe.read1(READ_CHUNK_BYTES)
+        if not chunk:
+            break
+        pending += chunk
+        start = 0
+        while True:
+            end = pending.find(b"\n", start)
+            if end < 0:
+                break
+            yield bytes(pending[start:end])
+            start = end + 1
+        del pending[:start]
+        if len(pending) > MAX_LINE_BYTES:
+            yield bytes(pending)
+            pending.clear()
+        # Flooding CLI: let the pages and the streams run between chunks.
+        gevent.sleep(0)
+    if pending:
+        yield bytes(pending)
 
 
 @dataclass
@@ -1459,13 +1671,11 @@ class Runner:
         self.config = config
         self.store = store
         self.hub = hub
-        self.environ = dict(os.environ if environ is None else environ)
+        environ = dict(os.environ if environ is None else environ)
+        self.redact = Redactor(environ, own_secret_values(config, environ))
         # The agent has no use for the app's own secrets, and could print them.
-        for name in APP_SECRET_SETTINGS:
-            self.environ.pop(name, None)
-        self.redact = Redactor(self.environ, [config.password or "", config.api_token or "",
-                                              config.ping_url or "",
-                                              *secret_parts(config.apprise_urls)])
+        self.environ = {name: value for name, value in environ.items()
+                        if name not in SECRET_SETTINGS}
         self.tiers = model_tiers(config)
         self.process = None
         self.stopping = None  # why the running process is being stopped, when it is
@@ -1515,16 +1725,17 @@ class Runner:
         prompt, prompt_file, prompt_error = self.session_prompt(request)
         started = utc_now()
         session_id = self.session_id = self.store.insert_session(
-            trigger=trigger, prompt_text=None if request is None else request.prompt,
+            trigger=trigger, prompt_text=self.redact(request.prompt) if request and request.prompt
+            is not None else None,
             prompt_file=prompt_file, model=tier.model, context=context, started_at=iso(started),
             tier=tier.number, parent_id=parent and parent["id"])
         self.ended = gevent.event.AsyncResult()
         log_name = f"session-{session_id}-{started.strftime('%Y%m%dT%H%M%SZ')}.jsonl"
-        self.store.update_session(session_id, log_file=log_name)
         if on_started is not None:
             on_started(session_id)
         outcome, transcript = Outcome(), None
         try:
+            self.store.update_session(session_id, log_file=log_name)
             transcript = self.hub.open(session_id, os.path.join(self.config.results_dir, log_name))
             transcript.append("app", f"{trigger} session {session_id} started at tier {tier.number}"
                                      f" with model {tier.model}"
@@ -1533,9 +1744,11 @@ class Runner:
                 outcome.fault = prompt_error
             else:
                 argv = self.command(context, tier, parent and parent["cli_session_id"])
-                outcome = self.run_cli(prompt, argv, transcript)
+                outcome = self.run_cli(session_id, prompt, argv, transcript)
         except OSError as exc:
             outcome.fault = f"cannot write the session log: {exc.strerror or exc}"
+        except DatabaseBusy as exc:
+            outcome.fault = f"cannot record the session: {exc}"
         except gevent.GreenletExit:
             outcome = Outcome(stopped_because="interrupted")
             raise
@@ -1552,21 +1765,24 @@ class Runner:
                 self.session_id = None
         return session_id
 
-    def run_cli(self, prompt, argv, transcript):
+    def run_cli(self, session_id, prompt, argv, transcript):
         outcome = Outcome()
         executable = shutil.which(argv[0], path=self.environ.get("PATH"))
         if executable is None:
             outcome.fault = f"{argv[0]} not found on PATH"
             return outcome
         argv = [executable, *argv[1:]]
+        mark = f"{session_id}-{os.urandom(8).hex()}"
         try:
             process = self.process = gevent.subprocess.Popen(
                 argv, stdin=gevent.subprocess.PIPE, stdout=gevent.subprocess.PIPE,
-                stderr=gevent.subprocess.PIPE, env=self.environ, start_new_session=True,
-                cwd=self.config.state_dir)
+                stderr=gevent.subprocess.PIPE, env=dict(self.environ, **{SESSION_MARK_ENV: mark}),
+                start_new_session=True, cwd=self.config.state_dir)
         except OSError as exc:
             outcome.fault = f"cannot start {executable}: {exc.strerror or exc}"
             return outcome
+        # Its own session makes the CLI the leader of a group whose id is its pid.
+        self.store.update_session(session_id, process_group=process.pid, process_mark=mark)
         if self.stopping:  # the app began to stop while the CLI was starting
             gevent.spawn(stop_process_group, process)
         stderr_tail = deque(maxlen=STDERR_TAIL_LINES)
@@ -1614,31 +1830,21 @@ class Runner:
                 pass
 
     def read_pipe(self, pipe, stream, transcript, outcome, tail):
-        """Split a pipe into lines of any length; log, publish and interpret each one."""
-        pending = bytearray()
-        while True:
-            chunk = pipe.read1(READ_CHUNK_BYTES)
-            if not chunk:
-                break
-            pending += chunk
-            start = 0
-            while True:
-                end = pending.find(b"\n", start)
-                if end < 0:
-                    break
-                self.take_line(bytes(pending[start:end]), stream, transcript, outcome, tail)
-                start = end + 1
-            del pending[:start]
-            if len(pending) > MAX_LINE_BYTES:
-                self.take_line(bytes(pending), stream, transcript, outcome, tail)
-                pending.clear()
-            # Flooding CLI: let the pages and the streams run between chunks.
-            gevent.sleep(0)
-        if pending:
-            self.take_line(bytes(pending), stream, transcript, outcome, tail)
+        """Log, publish and interpret each line of a pipe. A log that cannot be written (a full
+        disk) ends the session at once: nothing would drain the pipe any more, and the CLI would
+        hang on it until the timeout."""
+        for line in pipe_lines(pipe):
+            try:
+                self.take_line(line, stream, transcript, outcome, tail)
+            except OSError as exc:
+                outcome.fault = outcome.fault or (
+                    f"cannot write the session log: {exc.strerror or exc}")
+                stop_process_group(self.process)
+                return
 
     def take_line(self, raw, stream, transcript, outcome, tail):
-        text = self.redact(raw.decode("utf-8", "replace").rstrip("\r"))
+        text = raw.decode("utf-8", "replace").rstrip("\r")
+        text = self.redact.line(text) if stream == "stdout" else self.redact(text)
         transcript.append(stream, text)
         if tail is not None:
             tail.append(text)
@@ -1685,7 +1891,7 @@ class Runner:
             except OSError as exc:
                 log.error("session %d: cannot write the session log: %s", session_id, exc)
         try:
-            self.store.update_session(session_id, **columns)
+            self.store.finish_session(session_id, **columns)
         finally:
             self.hub.close(session_id, status)
             self.ended.set(status)
@@ -2041,8 +2247,9 @@ class Scheduler:
 
     def trigger_adhoc(self, prompt, tier=1, parent=None):
         """Queue an ad-hoc session at `tier`, continuing session `parent` when given, and return
-        at once with an AsyncResult that receives the new session's id when its row exists.
-        Raises TriggerRefused (400, 404, 409, 413, 503)."""
+        at once with an AsyncResult that receives the new session's id when its row exists, or
+        TriggerRefused (503) when the row cannot be created. Raises TriggerRefused (400, 404, 409,
+        413, 503)."""
         prompt = (prompt or "").strip()
         if not prompt:
             raise TriggerRefused(400, "A prompt is required.")
@@ -2134,6 +2341,12 @@ class Scheduler:
         due = utc_now() + datetime.timedelta(seconds=round(max(0.0, left)))
         return due.replace(microsecond=0)
 
+    def alerts_wait(self):
+        try:
+            return self.store.has_pending_alerts()
+        except DatabaseBusy:  # another process holds the database: look again at the next wake
+            return False
+
     def next_work(self):
         """Waits for work and returns it, in this order: an operator's trigger, the alerts that
         wait, a due scheduled run. (trigger kind, SessionRequest or None, AsyncResult or None)."""
@@ -2141,7 +2354,7 @@ class Scheduler:
             woken_by = None if self.triggers.empty() else self.triggers.get_nowait()
             if woken_by is not None and woken_by is not ALERTS_WAITING:
                 return ("manual", *woken_by)
-            if self.store.has_pending_alerts():
+            if self.alerts_wait():
                 return "alert", None, None
             left = self.due_monotonic - time.monotonic()
             if left <= 0:
@@ -2162,6 +2375,11 @@ class Scheduler:
                 else:
                     session_id = self.runner.run_once(request, self.session_started(started))
                 self.notifier.after_session(session_id, states_before)
+            except DatabaseBusy as exc:  # its row could not be created: nothing ran
+                log.error("no session could be started: %s", exc)
+                if started is not None:
+                    started.set_exception(TriggerRefused(
+                        503, f"No session was started: {exc}. Try again in a moment."))
             except Exception:
                 log.exception("a session failed to run; the scheduler goes on")
             finally:
@@ -2199,7 +2417,8 @@ class Scheduler:
 # page, an htmx fragment, an SSE stream or JSON. A guard in front refuses foreign hosts and users.
 
 MAX_BODY_BYTES = 64 * 1024
-TRIGGER_REDIRECT_WAIT_S = 2
+# Longer than a write may wait for the database, so that a trigger learns whether its row exists.
+TRIGGER_REDIRECT_WAIT_S = STORE_DEADLINE_S + 2
 STOP_WAIT_S = STOP_GRACE_S + PIPE_DRAIN_GRACE_S + 1  # a stopped CLI's row is final within this
 SSE_RETRY_MS = 3000
 SSE_HEARTBEAT_S = 15
@@ -2594,7 +2813,7 @@ def cli_version(claude_bin, environ):
 
 def setting_text(setting, value):
     """A setting's effective value as the settings page shows it; secrets only as set or unset."""
-    if setting.env in APP_SECRET_SETTINGS:
+    if setting.env in SECRET_SETTINGS:
         return "unset" if not value else (plural(len(value), "URL") if isinstance(value, tuple)
                                           else "set") + " (hidden)"
     if value is None:
@@ -2626,6 +2845,15 @@ def form_fields():
         return bottle.request.forms
     except (UnicodeError, LookupError):  # a multipart field that is not text in its charset
         refuse(400, "The form is not valid UTF-8.")
+
+
+def created_session_id(started):
+    """The id of the session a trigger started, or None if its row is not there yet; raises the
+    TriggerRefused of a row that could not be created."""
+    try:
+        return started.get(timeout=TRIGGER_REDIRECT_WAIT_S)
+    except gevent.Timeout:
+        return None
 
 
 def is_htmx():
@@ -2664,7 +2892,7 @@ class Web:
 
     def error_page(self, error):
         status = error.status_code
-        if status >= 500 or not (isinstance(error.body, str) and error.body):
+        if error.exception is not None or not (isinstance(error.body, str) and error.body):
             message = HTTP_REASONS.get(status, "Error")  # never the text of an exception
         else:
             message = error.body
@@ -2799,7 +3027,10 @@ class Web:
 
     def started_fragment(self, started):
         """The answer to an accepted trigger: to the new session's page, once its row exists."""
-        session_id = started.wait(TRIGGER_REDIRECT_WAIT_S)
+        try:
+            session_id = created_session_id(started)
+        except TriggerRefused as refused:
+            return self.refused_fragment(refused)
         if not is_htmx():
             return see_other(f"/sessions/{session_id}" if session_id else "/sessions")
         if session_id:
@@ -2882,7 +3113,10 @@ class Web:
         if not text.strip():
             refuse(400, "The body is empty: send the monitor's alert.")
         taken = self.scheduler.alerts_taken
-        alert_id, state = self.scheduler.receive_alerts(read_alerts(text), text)
+        try:
+            alert_id, state = self.scheduler.receive_alerts(read_alerts(text), text)
+        except DatabaseBusy:
+            refuse(503, "The database is busy: nothing was stored. Send the alert again.")
         if state == "queued" and not self.scheduler.busy:
             taken.wait(ALERT_ANSWER_WAIT_S)  # an idle scheduler starts its session at once
         bottle.response.status = 202
@@ -2933,7 +3167,10 @@ class Web:
 
     @staticmethod
     def started_json(started):
-        session_id = started.wait(TRIGGER_REDIRECT_WAIT_S)
+        try:
+            session_id = created_session_id(started)
+        except TriggerRefused as refused:
+            refuse(refused.status, refused.message)
         if session_id is None:  # accepted, but its row is not there yet
             bottle.response.status = 202
             return {"id": None, "url": "/sessions"}
@@ -3056,6 +3293,30 @@ def raise_file_limit():
         log.warning("cannot raise the limit on open files from %d: %s", soft, exc)
 
 
+STATE_LOCK_FILE = "claudeops.lock"
+# Names the pipe that hands the app's secrets over to the program started without them.
+SECRETS_FD_ENV = "CLAUDEOPS_SECRETS_FD"
+
+
+def lock_state_dir(state_dir):
+    """The open lock file that holds the state directory for this process's life; ConfigError when
+    another claude-ops holds it: two would run two agents at once and mark each other's sessions
+    interrupted. The kernel drops the lock when the process ends, however it ends."""
+    lock = open(os.path.join(state_dir, STATE_LOCK_FILE), "a+", encoding="utf-8")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip()
+        lock.close()
+        raise ConfigError(f"CLAUDEOPS_STATE_DIR {state_dir} is in use by another claude-ops"
+                          + (f" (pid {holder})" if holder.isdigit() else "")) from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
 class ClaudeOps:
     """One instance of the app: its store, hub, runner, scheduler and WSGI application."""
 
@@ -3067,7 +3328,9 @@ class ClaudeOps:
                 os.makedirs(folder, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(f"{setting} {folder} cannot be used: {exc.strerror}") from None
+        self.state_lock = lock_state_dir(config.state_dir)
         self.store = Store(os.path.join(config.state_dir, "claudeops.db"))
+        end_abandoned_groups(self.store)
         interrupted = self.store.interrupt_running("the app stopped")
         for session_id in interrupted:
             log.warning("session %d was running when the app last stopped: marked interrupted",
@@ -3105,7 +3368,10 @@ class ClaudeOps:
 
     def keep_deleting_old_logs(self):
         while True:
-            self.delete_old_logs()
+            try:
+                self.delete_old_logs()
+            except DatabaseBusy as exc:
+                log.warning("old session logs are kept until the next round: %s", exc)
             gevent.sleep(RETENTION_EVERY_S)
 
     def stop(self):
@@ -3115,6 +3381,7 @@ class ClaudeOps:
         if self.server is not None:
             self.server.stop(timeout=1)
         self.store.close()
+        self.state_lock.close()
 
 
 def listen(host, port):
@@ -3259,6 +3526,43 @@ def bundle(argv):
     return 0
 
 
+def restart_without_secrets():
+    """Starts the program over, as the same process with the same arguments, with SECRET_SETTINGS
+    out of its environment and their values in a pipe it inherits; returns when there is nothing
+    to hide. The kernel goes on showing the environment a process started with in
+    /proc/<pid>/environ, where the agent, running as the same user, could read it: deleting from
+    os.environ changes nothing there."""
+    secrets = {name: os.environ[name] for name in SECRET_SETTINGS if name in os.environ}
+    if not secrets:
+        return
+    payload = json.dumps(secrets).encode("utf-8")
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # nobody reads before the exec: a full pipe must not hang
+    try:
+        written = os.write(write_end, payload)
+    except BlockingIOError:
+        written = 0
+    os.close(write_end)
+    if written < len(payload):
+        raise ConfigError(f"{', '.join(secrets)}: too long to hand on ({len(payload)} bytes)")
+    os.set_inheritable(read_end, True)
+    environ = {name: value for name, value in os.environ.items() if name not in secrets}
+    environ[SECRETS_FD_ENV] = str(read_end)
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
+
+
+def received_secrets():
+    """What restart_without_secrets() handed on, read from its pipe, which is then closed."""
+    descriptor = os.environ.pop(SECRETS_FD_ENV, None)
+    if descriptor is None:
+        return {}
+    try:
+        with open(int(descriptor), "rb") as pipe:
+            return json.loads(pipe.read())
+    except (ValueError, OSError):
+        raise ConfigError(f"{SECRETS_FD_ENV} is for claude-ops's own use: unset it") from None
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bundle"]:
@@ -3266,10 +3570,12 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     try:
-        config = load_config(argv, os.environ)
+        restart_without_secrets()
+        environ = dict(os.environ, **received_secrets())
+        config = load_config(argv, environ)
         raise_file_limit()
         listener = listen(config.host, config.port)  # before any state is written
-        app = ClaudeOps(config)
+        app = ClaudeOps(config, environ)
         address = app.start(listener)
     except ConfigError as exc:
         print(f"claude-ops: {exc}", file=sys.stderr)

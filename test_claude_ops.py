@@ -2857,3 +2857,299 @@ def test_the_connection_cap_keeps_files_for_a_session_when_clients_crowd_in(
     finally:
         stop.set()
         gevent.killall(clients)
+
+
+
+# Hardening: secrets, crashes, locks and full disks ################################################
+# Attacks on the running app with real processes, signals, locks and file systems.
+
+def leaked(fragments, text):
+    return [fragment for fragment in fragments if fragment in text]
+
+
+def test_secrets_hidden_by_json_escapes_and_line_breaks_are_masked_everywhere(make_app, fake):
+    known_key = "sk-ant-api03-" + "Q7w" * 30
+    unknown_key = "sk-ant-oat01-" + "Zx9" * 30          # in no variable: only its shape tells
+    escaped_key = "sk-ant-api03-" + "Rt5" * 30
+    prompt_key = "sk-ant-api03-" + "Pm3" * 30
+    own = {"CLAUDEOPS_DASHBOARD_PASSWORD": "pi-pass", "CLAUDEOPS_API_TOKEN": "api-token-0123456789",
+           "CLAUDEOPS_APPRISE_URLS": "tgram://bottoken123/4242, mailto://me:mailpass99@example.com"}
+    pat = "ghp_" + "p" * 30
+    environ = fake.environ(ANTHROPIC_API_KEY=known_key, DB_PASSWORD='Tr0ub"dor\\3x', GITHUB_PAT=pat,
+                           **own)
+    dotenv = 'DB_PASSWORD=Tr0ub"dor\\3x\nSMTP_PASS=unknownToTheApp42\nHOME=/root'
+    tool_result = {"type": "user", "message": {"content": [
+        {"type": "tool_result", "tool_use_id": "t", "content": dotenv}]}}
+    result_line = json.dumps(result(f"found {escaped_key}")).replace("sk-ant-a", "sk-ant-\\u0061")
+    cut_line = '{"cut": "it is Tr0ub\\"dor\\\\3x, Bearer\\tzyxwvutsrqponmlk'   # not JSON: text
+    # json.loads keeps the last of repeated keys; the raw line holds the first too.
+    repeated_key = '{"type": "system", "k": "sk-ant-\\u0061pi03-%s", "k": 1}' % ("Dk4" * 30)
+    fake.plan([{"print": INIT}, {"print": tool_result},
+               {"print": assistant_text(f"a folded key: {known_key[:40]}\n{known_key[40:]}")},
+               {"print": assistant_text(f"a folded token: {pat[:17]}\n{pat[17:]}")},
+               {"raw_stdout": cut_line + "\n"}, {"print": repeated_key},
+               {"print": assistant_text(f"another: {unknown_key[:30]}\n{unknown_key[30:]}\nend")},
+               {"print": assistant_text("curl -H 'Authorization: Bearer\tabcdefghijklmnopqrstuvwxyz'")},
+               {"print": assistant_text(" ".join(own.values()) + " " + pat)},
+               {"stderr": f"token {own['CLAUDEOPS_API_TOKEN']} key {unknown_key}"},
+               {"print": result_line}])
+    app = make_app(environ=environ)
+    prompt = f"Use {prompt_key} to check the API"
+    app.scheduler.trigger_adhoc(prompt)
+    session = wait_for(lambda: finished(app, 1))
+    assert session["status"] == "completed", session["error"]
+    assert fake.runs()[0]["stdin"] == prompt   # the agent still gets the prompt as written
+
+    fragments = ["Q7wQ7w", "Zx9Zx9", "Rt5Rt5", "Pm3Pm3", "Tr0ub", "unknownToTheApp42", "pppppppppp",
+                 "abcdefghijklmnop", "zyxwvutsrq", "Dk4Dk4", "pi-pass", "api-token-0123456789",
+                 "bottoken123", "mailpass99"]
+    with open(os.path.join(app.config.results_dir, session["log_file"])) as log_file:
+        assert leaked(fragments, log_file.read()) == []
+    assert leaked(fragments, json.dumps(session)) == []
+    assert session["response"] == "found sk-ant-[redacted]"
+    assert session["prompt_text"] == "Use sk-ant-[redacted] to check the API"
+    client = browser_client(app)
+    for path in ["/", "/sessions", "/sessions/1", "/sessions/1/stream", "/sessions/1/log",
+                 "/api/v1/sessions/1", "/api/v1/sessions"]:
+        assert leaked(fragments, client.get(path).text) == [], path
+    page = client.get("/sessions/1").text
+    assert "SMTP_PASS=[redacted]" in page and "HOME=/root" in page and "Bearer\t[redacted]" in page
+
+
+def test_secret_names_are_told_by_their_parts():
+    secret = ["GITHUB_PAT", "DB_PASS", "MYSQL_ROOT_PASSWORD", "HOMELAB_API_TOKEN", "apiKey",
+              "AWS_SECRET_ACCESS_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "db.password", "PASSWD"]
+    plain = ["PATH", "PYTHONPATH", "KEYBOARD_LAYOUT", "BYPASS", "SSH_AUTH_SOCK", "TOKENIZER_PATH"]
+    assert [name for name in secret if not claude_ops.SECRET_ENV_NAME.fullmatch(name)] == []
+    assert [name for name in plain if claude_ops.SECRET_ENV_NAME.fullmatch(name)] == []
+
+
+# A `claude` that looks for the app's secrets where the agent could: its own environment, and the
+# app's environment as the kernel shows it (the app is its parent).
+SPY_CLAUDE = r'''#!{python}
+import json, os, sys
+app_pid = os.getppid()
+with open("/proc/%d/environ" % app_pid, "rb") as environ:
+    app_environ = environ.read().decode("utf-8", "replace")
+record = os.environ["SPY_RECORD"]
+with open(record + ".part", "w") as out:
+    json.dump({"app_pid": app_pid, "app_environ": app_environ, "own_environ": dict(os.environ)},
+              out)
+os.replace(record + ".part", record)
+sys.stdin.read()
+print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "looked",
+                  "num_turns": 1}))
+'''
+
+
+def post_signed_in(app, path, body, password):
+    request = urllib.request.Request(app.url + path, data=json.dumps(body).encode(), headers={
+        "Content-Type": "application/json", "Authorization": basic(password)})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_the_agent_cannot_read_the_apps_own_secrets_from_proc(app_process, tmp_path):
+    spy = tmp_path / "spy-claude"
+    spy.write_text(SPY_CLAUDE.replace("{python}", sys.executable))
+    spy.chmod(0o755)
+    record = tmp_path / "spy.json"
+    own = {"CLAUDEOPS_DASHBOARD_PASSWORD": "pi-pass-4096",
+           "CLAUDEOPS_API_TOKEN": "api-token-0123456789",
+           "CLAUDEOPS_APPRISE_URLS": "tgram://bottoken123/4242"}
+    app = app_process(CLAUDEOPS_CLAUDE_BIN=str(spy), SPY_RECORD=str(record), **own)
+    status, body = post_signed_in(app, "/api/v1/sessions/trigger", {"prompt": "look around"},
+                                  own["CLAUDEOPS_DASHBOARD_PASSWORD"])
+    assert status == 201   # the password still guards the app: it was handed on, not lost
+    seen = json.loads(wait_for(lambda: record.exists() and record.read_text(), message="the spy"))
+    assert seen["app_pid"] == app.process.pid
+    assert f"CLAUDEOPS_DASHBOARD_PORT={app.port}" in seen["app_environ"]   # it did read the app's
+    for secret in own.values():
+        assert secret not in seen["app_environ"] and secret not in json.dumps(seen["own_environ"])
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(app.url + "/api/v1/sessions", timeout=10)
+    assert refused.value.code == 401
+
+
+def test_a_second_instance_on_the_same_state_dir_refuses_to_start(app_process, fake, tmp_path):
+    first = app_process()
+    second = run_program([], dict(first.environ, CLAUDEOPS_DASHBOARD_PORT=str(free_port())),
+                         timeout=20)
+    assert second.returncode == 2
+    assert second.stderr.strip().splitlines() == [
+        f"claude-ops: CLAUDEOPS_STATE_DIR {tmp_path / 'state'} is in use by another claude-ops"
+        f" (pid {first.process.pid})"]
+    assert first.get("/api/v1/health")["status"] == "ok"
+    first.stop()
+    app_process()   # the lock goes with the process that held it, even killed
+
+
+def test_a_cli_left_running_by_a_killed_app_is_ended_before_anything_runs(app_process, fake):
+    fake.plan([{"print": INIT}, {"hang": True}])
+    app = app_process()
+    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "slow job"})
+    run = wait_for(lambda: fake.runs(), message="the CLI to start")[0]
+    wait_for(lambda: app.get(f"/api/v1/sessions/{body['id']}")["process_group"] == run["pgid"],
+             message="the process group on the row")
+    app.process.send_signal(signal.SIGKILL)
+    app.process.wait(timeout=10)
+    assert group_alive(run["pgid"]), "the agent outlives its app"
+    fake.plan(plan_ok())
+    app = app_process()   # answers once start-up is over, before any session could start
+    assert not group_alive(run["pgid"])
+    assert not any(process_alive(pid) for pid in fake.children())
+    assert app.get(f"/api/v1/sessions/{body['id']}")["status"] == "interrupted"
+    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "after the restart"})
+    wait_for(lambda: app.get(f"/api/v1/sessions/{body['id']}")["status"] == "completed")
+
+
+def test_start_up_leaves_alone_a_process_group_that_is_not_its_own(make_app):
+    app = make_app(start=False)
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                start_new_session=True)
+    try:
+        session_id = app.store.insert_session(
+            trigger="manual", prompt_text="x", prompt_file="(ad-hoc)", model="haiku", context="",
+            started_at=iso_ago(minutes=1))
+        app.store.update_session(session_id, process_group=stranger.pid, process_mark="1-not-this")
+        app.stop()
+        app = make_app(start=False)
+        assert app.store.session(session_id)["status"] == "interrupted"
+        assert stranger.poll() is None, "a stranger's process group was ended"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+# Another process holds the database's write lock until it reads a line on its stdin.
+DATABASE_LOCKER = r'''
+import sqlite3, sys
+database = sqlite3.connect(sys.argv[1], isolation_level=None)
+database.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+database.execute("COMMIT")
+'''
+
+
+class DatabaseLock:
+    def __init__(self, path):
+        self.process = subprocess.Popen([sys.executable, "-c", DATABASE_LOCKER, str(path)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout.readline().strip() == "locked"
+
+    def release(self):
+        if self.process.poll() is None:
+            self.process.communicate("\n", timeout=10)
+
+
+class HealthWatch:
+    """GET /api/v1/health over and over from a greenlet; the slowest answer tells whether the app's
+    event loop froze."""
+
+    def __init__(self, app):
+        self.app, self.durations = app, []
+        self.greenlet = gevent.spawn(self.watch)
+
+    def watch(self):
+        while True:
+            asked = time.monotonic()
+            health = self.app.get("/api/v1/health")
+            self.durations.append(time.monotonic() - asked if health else float("inf"))
+            gevent.sleep(0.02)
+
+    def stop(self):
+        self.greenlet.kill()
+        return max(self.durations)
+
+
+def test_another_process_holding_the_database_lock_freezes_nothing(app_process, fake, tmp_path):
+    gate = fake.gate("finish")
+    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
+    app = app_process()
+    database = tmp_path / "state" / "claudeops.db"
+    watch = HealthWatch(app)
+
+    lock = DatabaseLock(database)
+    try:
+        status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "during the lock"})
+        assert (status, body) == (503, {"error": "No session was started: the database is locked"
+                                        " by another process. Try again in a moment."})
+        assert app.get("/api/v1/sessions")["sessions"] == [] and fake.runs() == []
+    finally:
+        lock.release()
+
+    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "across the lock"})
+    assert status == 201
+    run = wait_for(lambda: fake.runs(), message="the CLI to start")[0]
+    lock = DatabaseLock(database)
+    try:
+        open(gate, "w").close()
+        wait_for(lambda: not process_alive(run["pid"]), message="the CLI to end")
+        log_path = tmp_path / "results" / app.get(f"/api/v1/sessions/{body['id']}")["log_file"]
+        wait_for(lambda: "session ended: completed" in log_path.read_text(),
+                 message="the session to end while its row cannot be written")
+        held_until = time.monotonic() + claude_ops.STORE_DEADLINE_S + 2   # past any write deadline
+        while time.monotonic() < held_until:
+            assert app.get(f"/api/v1/sessions/{body['id']}")["status"] == "running"
+            assert app.get("/api/v1/health")["running_session_id"] == body["id"]
+            gevent.sleep(0.1)
+    finally:
+        lock.release()
+    wait_for(lambda: app.get(f"/api/v1/sessions/{body['id']}")["status"] == "completed",
+             message="the final update to land")
+    assert app.get("/api/v1/health")["running_session_id"] is None
+    slowest = watch.stop()
+    # Blocked in SQLite's own wait, the loop answered in seconds; waiting in gevent sleeps, within
+    # tens of milliseconds, and a loaded machine adds its own pauses.
+    assert slowest < 0.5, f"health took {slowest:.3f} s while the database was locked"
+
+
+def test_retention_goes_on_after_meeting_a_locked_database(make_app, tmp_path, caplog):
+    app = make_app(start=False, retention_days=30)
+    old_id = app.store.insert_session(
+        trigger="scheduled", prompt_text=None, prompt_file="(built-in)", model="haiku", context="",
+        started_at=iso_ago(days=31))
+    (tmp_path / "results" / "old.jsonl").write_text('{"t": "", "stream": "app", "line": "old"}\n')
+    app.store.update_session(old_id, log_file="old.jsonl", status="completed")
+    lock = DatabaseLock(tmp_path / "state" / "claudeops.db")
+    try:
+        retention = gevent.spawn(app.keep_deleting_old_logs)
+        wait_for(lambda: retention.dead or "old session logs are kept until the next round"
+                 in caplog.text, message="retention to meet the lock")
+        assert not retention.dead, retention.exception
+        retention.kill()
+    finally:
+        lock.release()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A file system of 1 MiB of its own (tmpfs, which only root can mount)."""
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail("mounting a small file system needs root")
+        pytest.skip("mounting a small file system needs root")
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], check=True)
+    yield folder
+    subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+def test_a_full_disk_fails_the_session_at_once_and_the_next_one_runs(make_app, fake, small_disk,
+                                                                      caplog, capfd):
+    fake.plan([{"print": INIT}, {"flood_stdout": 200_000}, {"print": result()}])
+    app = make_app(results_dir=str(small_disk), session_timeout_s=600)
+    app.scheduler.trigger_adhoc("fill the disk")
+    session = wait_for(lambda: finished(app, 1), timeout=20, message="the session to fail")
+    assert (session["status"], session["error"]) == (
+        "failed", "cannot write the session log: No space left on device")
+    wait_for(lambda: not group_alive(fake.runs()[0]["pgid"]), timeout=10, message="the CLI to end")
+    assert [record.getMessage() for record in caplog.records if record.exc_info] == []
+    assert "Traceback" not in capfd.readouterr().err
+
+    os.remove(small_disk / session["log_file"])
+    fake.plan(plan_ok())
+    app.scheduler.trigger_adhoc("again, with room")
+    assert wait_for(lambda: finished(app, 2))["status"] == "completed"
