@@ -2283,8 +2283,7 @@ class Scheduler:
         if session is None:
             raise TriggerRefused(404, "No such session.")
         if session["status"] == "running":
-            raise TriggerRefused(400, f"Session {parent} is still running: continue it once it"
-                                      " has finished.")
+            raise TriggerRefused(409, f"Continue session {parent} once it has finished.")
         if not session["cli_session_id"]:
             raise TriggerRefused(400, f"Session {parent} cannot be continued: the CLI never told"
                                       " its session id (it ended before the CLI started).")
@@ -3072,7 +3071,7 @@ class Web:
                                                              " running."))
         status = ended.wait(STOP_WAIT_S)
         if not is_htmx():
-            return bottle.redirect(f"/sessions/{session['id']}", 303)
+            return see_other(f"/sessions/{session['id']}")
         return self.templates.render("trigger_result", ok=True, session_id=session["id"],
                                      message="Session stopped." if status else "Stopping...")
 

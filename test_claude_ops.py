@@ -2019,8 +2019,9 @@ def test_a_form_stop_without_htmx_returns_to_the_session_page(make_app, fake):
     client = browser_client(app)
     app.scheduler.trigger_adhoc("slow job")
     wait_for(lambda: fake.runs())
-    response = client.post("/sessions/1/stop", status=303)
-    assert response.headers["Location"].endswith("/sessions/1")
+    response = client.post("/sessions/1/stop", headers={"X-Forwarded-Host": "evil.example"},
+                           status=303)
+    assert response.headers["Location"] == "/sessions/1"
     assert app.store.session(1)["status"] == "stopped"
 
 
@@ -2193,8 +2194,9 @@ def test_a_running_session_cannot_be_continued_and_busy_is_409(make_app, fake):
     fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
     app.scheduler.trigger_adhoc("slow")
     wait_for(lambda: len(fake.runs()) == 2)
-    response = post_form(client, "/sessions/2/followup", {"prompt": "more"}, status=400)
-    assert fragment_text(response) == "Session 2 is still running: continue it once it has finished."
+    response = post_form(client, "/sessions/2/followup", {"prompt": "more"}, status=409)
+    assert fragment_text(response) == ("Continue session 2 once it has finished."
+                                       " Session 2 is running.")
     response = post_form(client, "/sessions/1/followup", {"prompt": "more"}, status=409)
     assert response.html.select_one(".trigger-error a")["href"] == "/sessions/2"
     client.post_json("/api/v1/sessions/1/followup", {"prompt": "more"}, status=409)
