@@ -171,14 +171,15 @@ class HeldSession:
 
 
 @contextlib.contextmanager
-def hold_session(make_app, fake, steps=None, prompt="held", scheduled=False, **settings):
-    """An app (make_app(**settings)) running one session of the fake following `steps`, by
-    default init, a hold named "go", a result. The session is ad hoc with `prompt`, or the
-    scheduled run at start. The block starts once the CLI is at its first hold; leaving the
-    block releases every hold and waits for the session to end."""
+def hold_session(make_app, fake, steps=None, prompt="held", scheduled=False, app=None,
+                 **settings):
+    """An app (make_app(**settings), or `app` when given) running one session of the fake
+    following `steps`, by default init, a hold named "go", a result. The session is ad hoc with
+    `prompt`, or the scheduled run at start. The block starts once the CLI is at its first hold;
+    leaving the block releases every hold and waits for the session to end."""
     steps = steps or [{"print": INIT}, hold(), {"print": result()}]
     fake.plan(steps)
-    app = make_app(run_on_start=scheduled, **settings)
+    app = app or make_app(run_on_start=scheduled, **settings)
     if scheduled:
         session_id = wait_for(lambda: rows(app), message="the scheduled session")[-1]["id"]
     else:

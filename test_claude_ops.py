@@ -1972,20 +1972,14 @@ def test_limits_reach_the_cli_and_hitting_one_fails_with_the_reason(
     assert (session["status"], session["error"], session["exit_code"]) == ("failed", reason, 1)
 
 
-def test_the_busy_fragment_links_the_running_session(make_app, fake):
-    gate = fake.gate("go")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
-    app = make_app()
-    client = browser_client(app)
-    post_form(client, "/sessions/trigger", {"prompt": "first"})
-    wait_for(lambda: fake.runs())
-    response = post_form(client, "/sessions/trigger", {"prompt": "second"}, status=409)
-    assert response.html.select_one(".trigger-error a")["href"] == "/sessions/1"
-    assert fragment_text(response) == ("A session is already running or queued. Please wait."
-                                       " Session 1 is running.")
-    open(gate, "w").close()
-    wait_for(lambda: finished(app, 1))
-    assert len(rows(app)) == 1
+def test_the_busy_fragment_links_the_running_session(held_session):
+    with held_session(prompt="first") as held:
+        response = post_form(browser_client(held.app), "/sessions/trigger", {"prompt": "second"},
+                             status=409)
+        assert response.html.select_one(".trigger-error a")["href"] == "/sessions/1"
+        assert fragment_text(response) == ("A session is already running or queued. Please"
+                                           " wait. Session 1 is running.")
+    assert len(rows(held.app)) == 1
 
 
 @pytest.mark.parametrize("how", ["api", "form"])
@@ -2025,28 +2019,24 @@ def test_a_form_stop_without_htmx_returns_to_the_session_page(make_app, fake):
     assert app.store.session(1)["status"] == "stopped"
 
 
-def test_stop_refuses_a_session_that_is_not_running_and_stops_nothing(make_app, fake):
+def test_stop_refuses_a_session_that_is_not_running_and_stops_nothing(make_app, fake,
+                                                                       held_session):
     app = make_app()
     client = browser_client(app)
     app.scheduler.trigger_adhoc("quick")
     wait_for(lambda: finished(app, 1))
-    gate = fake.gate("go")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
-    app.scheduler.trigger_adhoc("slow")
-    wait_for(lambda: len(fake.runs()) == 2)
-
-    response = post_form(client, "/sessions/1/stop", status=409)
-    assert fragment_text(response) == "Session 1 is not running. Session 2 is running."
-    assert response.html.select_one(".trigger-error a")["href"] == "/sessions/2"
-    assert client.post("/api/v1/sessions/1/stop", status=409).json == {
-        "error": "Session 1 is not running."}
-    for path in ["/sessions/3/stop", "/sessions/x/stop", "/api/v1/sessions/3/stop"]:
-        client.post(path, status=404)
-    assert app.store.session(2)["status"] == "running"
-    assert process_alive(fake.runs()[1]["pid"])
-    assert app.store.session(1)["status"] == "completed"
-    open(gate, "w").close()
-    assert wait_for(lambda: finished(app, 2))["status"] == "completed"
+    with held_session(app=app, prompt="slow"):
+        response = post_form(client, "/sessions/1/stop", status=409)
+        assert fragment_text(response) == "Session 1 is not running. Session 2 is running."
+        assert response.html.select_one(".trigger-error a")["href"] == "/sessions/2"
+        assert client.post("/api/v1/sessions/1/stop", status=409).json == {
+            "error": "Session 1 is not running."}
+        for path in ["/sessions/3/stop", "/sessions/x/stop", "/api/v1/sessions/3/stop"]:
+            client.post(path, status=404)
+        assert app.store.session(2)["status"] == "running"
+        assert process_alive(fake.runs()[1]["pid"])
+        assert app.store.session(1)["status"] == "completed"
+    assert app.store.session(2)["status"] == "completed"
 
 
 def test_rerun_starts_a_new_manual_session_with_the_same_prompt_and_tier(make_app, fake):
@@ -2083,21 +2073,16 @@ def test_rerun_of_a_scheduled_session_runs_the_scheduled_prompt(make_app, fake, 
     assert fake.runs()[2]["stdin"] == "Check the NAS only."
 
 
-def test_rerun_while_busy_is_409_and_creates_nothing(make_app, fake):
+def test_rerun_while_busy_is_409_and_creates_nothing(make_app, fake, held_session):
     app = make_app()
     client = browser_client(app)
     app.scheduler.trigger_adhoc("quick")
     wait_for(lambda: finished(app, 1))
-    gate = fake.gate("go")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
-    app.scheduler.trigger_adhoc("slow")
-    wait_for(lambda: len(fake.runs()) == 2)
-    response = post_form(client, "/sessions/1/rerun", status=409)
-    assert response.html.select_one(".trigger-error a")["href"] == "/sessions/2"
-    client.post("/api/v1/sessions/1/rerun", status=409)
-    client.post("/sessions/9/rerun", status=404)
-    open(gate, "w").close()
-    wait_for(lambda: finished(app, 2))
+    with held_session(app=app, prompt="slow"):
+        response = post_form(client, "/sessions/1/rerun", status=409)
+        assert response.html.select_one(".trigger-error a")["href"] == "/sessions/2"
+        client.post("/api/v1/sessions/1/rerun", status=409)
+        client.post("/sessions/9/rerun", status=404)
     assert len(rows(app)) == 2 and len(fake.runs()) == 2
 
 
@@ -2187,21 +2172,16 @@ def test_follow_ups_that_cannot_be_made_are_refused_and_create_nothing(make_app,
     assert len(rows(app)) == 2 and len(fake.runs()) == 2
 
 
-def test_a_running_session_cannot_be_continued_and_busy_is_409(make_app, fake):
+def test_a_running_session_cannot_be_continued_and_busy_is_409(make_app, fake, held_session):
     app = continued_session(make_app, fake)
     client = browser_client(app)
-    gate = fake.gate("go")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
-    app.scheduler.trigger_adhoc("slow")
-    wait_for(lambda: len(fake.runs()) == 2)
-    response = post_form(client, "/sessions/2/followup", {"prompt": "more"}, status=409)
-    assert fragment_text(response) == ("Continue session 2 once it has finished."
-                                       " Session 2 is running.")
-    response = post_form(client, "/sessions/1/followup", {"prompt": "more"}, status=409)
-    assert response.html.select_one(".trigger-error a")["href"] == "/sessions/2"
-    client.post_json("/api/v1/sessions/1/followup", {"prompt": "more"}, status=409)
-    open(gate, "w").close()
-    wait_for(lambda: finished(app, 2))
+    with held_session(app=app, prompt="slow"):
+        response = post_form(client, "/sessions/2/followup", {"prompt": "more"}, status=409)
+        assert fragment_text(response) == ("Continue session 2 once it has finished."
+                                           " Session 2 is running.")
+        response = post_form(client, "/sessions/1/followup", {"prompt": "more"}, status=409)
+        assert response.html.select_one(".trigger-error a")["href"] == "/sessions/2"
+        client.post_json("/api/v1/sessions/1/followup", {"prompt": "more"}, status=409)
     assert len(rows(app)) == 2 and len(fake.runs()) == 2
 
 
@@ -2215,16 +2195,11 @@ def test_a_cli_session_id_that_is_not_an_id_never_reaches_argv(make_app, fake):
     assert len(fake.runs()) == 1
 
 
-def test_the_cli_session_id_is_on_the_row_while_the_session_runs(make_app, fake):
-    gate = fake.gate("go")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
-    app = make_app()
-    app.scheduler.trigger_adhoc("slow")
-    wait_for(lambda: app.store.session(1) and app.store.session(1)["cli_session_id"] == "s1",
-             message="the CLI session id on the running row")
-    assert app.store.session(1)["status"] == "running"
-    open(gate, "w").close()
-    wait_for(lambda: finished(app, 1))
+def test_the_cli_session_id_is_on_the_row_while_the_session_runs(held_session):
+    with held_session(prompt="slow") as held:
+        wait_for(lambda: held.app.store.session(1)["cli_session_id"] == "s1",
+                 message="the CLI session id on the running row")
+        assert held.app.store.session(1)["status"] == "running"
 
 
 def test_follow_ups_are_found_through_an_index(make_app):
@@ -2237,11 +2212,7 @@ def test_follow_ups_are_found_through_an_index(make_app):
 def test_cross_site_posts_to_the_new_routes_change_nothing(make_app, fake):
     app = continued_session(make_app, fake)
     client = browser_client(app)
-    gate = fake.gate("go")
-    fake.plan([{"print": INIT}, {"wait_for_file": gate}, {"print": result()}])
-    app.scheduler.trigger_adhoc("slow")
-    wait_for(lambda: len(fake.runs()) == 2)
-    open(gate, "w").close()
+    app.scheduler.trigger_adhoc("second")
     wait_for(lambda: finished(app, 2))
     fake.plan([{"print": INIT}, {"hang": True}])
     app.scheduler.trigger_adhoc("running")
@@ -3141,7 +3112,7 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_fails_the_session_at_once_and_the_next_one_runs(make_app, fake, small_disk,
                                                                       caplog, capfd):
-    fake.plan([{"print": INIT}, {"flood_stdout": 200_000}, {"print": result()}])
+    fake.plan([{"print": INIT}, {"flood_stdout": 200_000}, {"hang": True}])
     app = make_app(results_dir=str(small_disk), session_timeout_s=600)
     app.scheduler.trigger_adhoc("fill the disk")
     session = wait_for(lambda: finished(app, 1), timeout=20, message="the session to fail")
