@@ -9,6 +9,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import sqlite3
@@ -1829,6 +1830,48 @@ def test_the_bundle_leaves_compiled_files_out_and_says_so():
     assert not [name for name in files if ".so" in name or name.endswith(".pyc")]
 
 
+
+# Deployment files #################################################################################
+# The Dockerfile and the systemd unit, checked by the tools their ecosystems trust, and against
+# the app's own exit status and stop grace.
+
+def hadolint():
+    found = os.path.join(os.path.dirname(sys.executable), "hadolint")
+    return found if os.path.exists(found) else None
+
+
+def test_the_dockerfile_is_hadolint_clean():
+    if hadolint() is None:
+        pytest.fail("hadolint is not installed: pip install -r requirements-test.txt")
+    lint = subprocess.run([hadolint(), os.path.join(HERE, "Dockerfile")], capture_output=True,
+                          text=True, timeout=60)
+    assert (lint.returncode, lint.stdout) == (0, "")
+
+
+def unit_settings(path):
+    settings = {}
+    for line in open(path, encoding="utf-8"):
+        name, equals, value = line.strip().partition("=")
+        if equals and not name.startswith("#"):
+            settings.setdefault(name, []).append(value)
+    return settings
+
+
+def test_the_systemd_unit_verifies_and_fits_the_apps_exit_status_and_grace():
+    unit = os.path.join(HERE, "deploy", "claude-ops.service")
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        skip_or_fail = pytest.fail if IN_CI else pytest.skip
+        skip_or_fail("systemd-analyze is not installed (Debian's systemd)")
+    verify = subprocess.run([analyze, "verify", unit], capture_output=True, text=True, timeout=60)
+    assert (verify.returncode, verify.stderr) == (0, "")
+    settings = unit_settings(unit)
+    assert settings["Restart"] == ["on-failure"] and settings["KillMode"] == ["mixed"]
+    # Bad configuration exits 2: restarting cannot fix it.
+    assert settings["RestartPreventExitStatus"] == ["2"]
+    assert run_program(["--interval", "0"], dict(os.environ)).returncode == 2
+    stop_grace_s = claude_ops.STOP_GRACE_S + claude_ops.PIPE_DRAIN_GRACE_S
+    assert int(settings["TimeoutStopSec"][0]) > 2 * stop_grace_s
 
 # Stop, re-run, follow-up ###########################################################################
 # Tiers, limits, and what an operator does with a session: stop it, run it again, continue it.
