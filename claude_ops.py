@@ -102,7 +102,8 @@ Check the health of this homelab.
 4. Only if a service is down, this is not a dry run, your tier and tools allow it, and the
    cooldown limits are not reached, try the smallest fix (a restart). Otherwise say what an
    operator should do.
-5. End with a short plain summary: what is healthy, what is not, what you did, what needs a human.
+5. End with a short Markdown summary: what is healthy, what is not, what you did, what needs a
+   human. The dashboard shows it rendered: a heading, a list or a small table read well.
 """
 
 
