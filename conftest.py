@@ -1,6 +1,6 @@
 """Fixtures of the claude-ops tests: a fake `claude` per test, apps built in this process or run as
-a program, a session held open, Debian's Chromium, and the genuine Claude Code CLI. What they
-stand on is in harness.py and fake_claude.py."""
+a program, a session held open, Debian's Chromium and axe-core, and the genuine Claude Code CLI.
+What they stand on is in harness.py and fake_claude.py."""
 
 # As in claude_ops.py: gevent patches the standard library before anything else imports it.
 from gevent import monkey
@@ -17,12 +17,14 @@ import pytest
 
 import claude_ops
 from fake_claude import FakeClaude
-from harness import (CHROMIUM, CHROMIUM_ARGS, CLAUDE_CLI_VERSION, IN_CI, REAL_CLAUDE, AppProcess,
-                     BrowserPage, finished, hold_session, wait_for)
+from harness import (AXE_JS, CHROMIUM, CHROMIUM_ARGS, CLAUDE_CLI_VERSION, IN_CI, NPM_TEST_INSTALL,
+                     REAL_CLAUDE, AppProcess, BrowserPage, finished, hold_session,
+                     serious_accessibility_violations, wait_for)
 
 
 def skip_or_fail(reason):
-    """A missing browser or CLI skips its tests on a developer's machine and fails them in CI."""
+    """A missing browser, CLI or axe-core skips its tests on a developer's machine and fails them
+    in CI."""
     if IN_CI:
         pytest.fail(reason)
     pytest.skip(reason)
@@ -136,10 +138,18 @@ def open_page(browser):
 
 
 @pytest.fixture
+def accessibility_violations():
+    """accessibility_violations(page): axe-core's serious and critical findings on a Playwright
+    page (see harness.serious_accessibility_violations)."""
+    if not os.path.exists(AXE_JS):
+        skip_or_fail(f"axe-core is not installed: {NPM_TEST_INSTALL}")
+    return serious_accessibility_violations
+
+
+@pytest.fixture
 def real_cli():
     if not os.path.exists(REAL_CLAUDE):
-        skip_or_fail(f"the genuine CLI is not installed: npm install --prefix .cli "
-                     f"@anthropic-ai/claude-code@{CLAUDE_CLI_VERSION}")
+        skip_or_fail(f"the genuine CLI is not installed: {NPM_TEST_INSTALL}")
     version = subprocess.run([REAL_CLAUDE, "--version"], capture_output=True, text=True, timeout=60)
     assert version.stdout.startswith(CLAUDE_CLI_VERSION), version.stdout + version.stderr
     return REAL_CLAUDE

@@ -1,6 +1,6 @@
 """What the tests of claude-ops stand on: waiting on conditions, readers of an app's state, a
-session held open by the fake CLI, the app as a program, an SSE client, a browser page, and a
-loopback stand-in of the Messages API. The fake `claude` is fake_claude.py; the fixtures that put
+session held open by the fake CLI, the app as a program, an SSE client, a browser page and
+axe-core's check of it, and a loopback stand-in of the Messages API. The fake `claude` is fake_claude.py; the fixtures that put
 these together are in conftest.py."""
 
 import base64
@@ -343,10 +343,44 @@ def unexpected_console_errors(page, allowed_statuses=()):
     return [text for text in page.console_errors if not (allowed and any(a in text for a in allowed))]
 
 
+# axe-core, from npm beside the CLI (the README's test command installs both), checks a page as
+# it stands in Chromium against WCAG 2.x A and AA and axe's best practices.
+AXE_CORE_VERSION = "4.14.1"
+AXE_JS = os.path.join(HERE, ".cli", "node_modules", "axe-core", "axe.min.js")
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def serious_accessibility_violations(page):
+    """What axe-core finds on a Playwright page whose impact is serious or critical, one dict a
+    rule: its id, impact, help and the selectors of the elements that break it. axe-core goes in
+    as the browser's own evaluation: the app's CSP refuses an inline <script> (add_script_tag),
+    and a context that bypasses CSP would render the pages differently from a user's."""
+    with open(AXE_JS) as axe_js:
+        page.evaluate(axe_js.read())
+    return page.evaluate("""async tags => {
+        const found = await axe.run(document, {runOnly: {type: "tag", values: tags},
+                                               resultTypes: ["violations"]});
+        return found.violations
+            .filter(rule => rule.impact === "serious" || rule.impact === "critical")
+            .map(rule => ({id: rule.id, impact: rule.impact, help: rule.help,
+                           targets: rule.nodes.map(node => node.target.join(" ") + "  "
+                               + node.any.concat(node.all, node.none).map(check => check.message)
+                                   .join("; "))}));
+    }""", AXE_TAGS)
+
+
+def describe_violations(violations):
+    return "\n".join(f"{rule['id']} ({rule['impact']}): {rule['help']}\n    "
+                     + "\n    ".join(rule["targets"]) for rule in violations)
+
+
 # The genuine Claude Code CLI ######################################################################
 # Installed from npm at a pinned version; it talks to MessagesAPI on loopback, never further.
 
 CLAUDE_CLI_VERSION = "2.1.331"
+# The npm half of the README's test command: the CLI and axe-core, pinned.
+NPM_TEST_INSTALL = ("npm install --prefix .cli --no-audit --no-fund "
+                    f"@anthropic-ai/claude-code@{CLAUDE_CLI_VERSION} axe-core@{AXE_CORE_VERSION}")
 REAL_CLAUDE = os.environ.get("CLAUDEOPS_TEST_CLAUDE") or os.path.join(
     HERE, ".cli", "node_modules", ".bin", "claude")
 

@@ -30,7 +30,7 @@ import webtest
 import claude_ops
 from fake_claude import INIT, assistant_text, hold, plan_ok, result
 from harness import (CLAUDE_CLI_VERSION, HERE, IN_CI, LAPTOP, AppProcess, PHONE, MessagesAPI, SSEClient, basic,
-                     browser_client, error_reply, finished, free_port, group_alive, iso_ago,
+                     browser_client, describe_violations, error_reply, finished, free_port, group_alive, iso_ago,
                      let_time_pass, log_records, numbered_lines, process_alive, rows, run_program,
                      subscriber_count, text_reply, tool_reply, transcript_entries, trigger,
                      unexpected_console_errors, wait_for, write_cooldown)
@@ -1212,6 +1212,54 @@ def test_no_page_scrolls_sideways_or_errors(app_process, fake, open_page, tmp_pa
     assert "UTC" not in shown and "T" not in shown.split()[0]
     assert unexpected_console_errors(view, allowed_statuses=(404,)) == []
     assert view.foreign_requests() == []
+
+
+def sessions_of_every_kind(app, fake):
+    """On the app in a subprocess: 1 completed with a transcript longer than its box, 2 failed,
+    3 running (held by the fake CLI)."""
+    steps = plan_ok("## Homelab health\n\n**Down:** none. All eight services answer.")
+    fake.plan(steps[:-1] + [{"flood_stdout": 80}] + steps[-1:])
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "Check the homelab."})
+    wait_for(lambda: (app.get("/api/v1/sessions/1") or {}).get("status") == "completed",
+             timeout=30, message="the first session to complete")
+    fake.plan([{"print": INIT}, {"print": result("The API is down.", is_error=True)}, {"exit": 1}])
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "Is the NAS up?"})
+    wait_for(lambda: (app.get("/api/v1/sessions/2") or {}).get("status") == "failed",
+             timeout=30, message="the second session to fail")
+    fake.plan([{"print": INIT}, {"print": assistant_text("Checking Jellyfin.")}, hold(),
+               {"print": result()}])
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "Look at Jellyfin."})
+    wait_for(fake.reached, timeout=30, message="the third session to be held running")
+
+
+EVERY_PAGE = ["/", "/sessions", "/sessions/1", "/sessions/2", "/sessions/3", "/cooldowns",
+              "/settings", "/sessions/404"]
+
+
+@pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["375px", "1280px"])
+def test_no_page_has_a_serious_accessibility_violation_light_or_dark(
+        app_process, fake, open_page, accessibility_violations, tmp_path, viewport):
+    # A notification target, refused, so that settings has its form and the failure its outcome.
+    app = app_process(CLAUDEOPS_APPRISE_URLS=f"json://127.0.0.1:{free_port()}/refused")
+    (tmp_path / "state" / "cooldown.json").write_text(json.dumps({"services": {
+        "jellyfin": {"status": "down", "last_checked": iso_ago(minutes=3),
+                     "restarts": [{"timestamp": iso_ago(hours=1), "success": True},
+                                  {"timestamp": iso_ago(hours=2), "success": False}]},
+        "nextcloud": {"status": "degraded", "last_checked": iso_ago(hours=5),
+                      "redeployments": [{"timestamp": iso_ago(hours=3), "success": True}]},
+        "pihole": {"status": "healthy", "last_checked": iso_ago(minutes=3), "restarts": []},
+        "grafana": {"status": "unknown", "restarts": []}}}))
+    sessions_of_every_kind(app, fake)
+    findings = []
+    for scheme in ["light", "dark"]:
+        view = open_page(viewport)
+        view.page.emulate_media(color_scheme=scheme)
+        for path in EVERY_PAGE:
+            shown = view.page.goto(app.url + path)
+            assert shown.status == (404 if path == "/sessions/404" else 200), path
+            found = accessibility_violations(view.page)
+            findings += [f"{scheme} {path}\n{describe_violations(found)}"] if found else []
+    assert findings == [], "axe-core found:\n" + "\n".join(findings)
 
 
 # The genuine Claude Code CLI ######################################################################

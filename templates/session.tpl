@@ -22,9 +22,9 @@
   <p class="notice">{{skipped}} earlier lines are not shown here; the raw log has them all.</p>
   % end
   % if live:
-  <div id="transcript" class="transcript" hx-ext="sse" sse-connect="/sessions/{{session.id}}/stream?after={{after}}" sse-swap="message" hx-swap="beforeend" sse-close="done">
+  <div id="transcript" class="transcript" tabindex="0" role="region" aria-label="Transcript" hx-ext="sse" sse-connect="/sessions/{{session.id}}/stream?after={{after}}" sse-swap="message" hx-swap="beforeend" sse-close="done">
   % else:
-  <div id="transcript" class="transcript">
+  <div id="transcript" class="transcript" tabindex="0" role="region" aria-label="Transcript">
   % end
     % for line in lines:
     {{!line}}

@@ -8,7 +8,7 @@
   % if not sessions:
   <p class="empty">No sessions yet. A scheduled one runs every interval; start one from the dashboard's Run now form.</p>
   % else:
-  <div class="table-scroll"><table class="sessions-table">
+  <div class="table-scroll" tabindex="0" role="region" aria-label="Sessions table"><table class="sessions-table">
     <thead><tr><th>#</th><th>Started</th><th>Trigger</th><th>Status</th><th class="wide-only">Model</th><th>Duration</th><th class="wide-only">Cost</th><th class="wide-only">Turns</th></tr></thead>
     <tbody>
     % for session in sessions:

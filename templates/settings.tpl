@@ -26,7 +26,7 @@
 
 <section class="card">
   <h2>All settings</h2>
-  <div class="table-scroll"><table class="settings-table">
+  <div class="table-scroll" tabindex="0" role="region" aria-label="Settings table"><table class="settings-table">
     <thead><tr><th>Variable</th><th>Value</th></tr></thead>
     <tbody>
     % for name, value in values:
