@@ -654,16 +654,20 @@ class Store:
         return self.db.execute("SELECT event, sent_at, target, ok, detail FROM notifications"
                                " WHERE session_id = ? ORDER BY id", (session_id,)).fetchall()
 
-    def record_alert(self, alert, payload):
-        """Store a firing alert, or count it on the pending one of the same monitor: (id, state)."""
+    def record_alert(self, alert, payload, running_session_id=None):
+        """Store a firing alert, or count it on the pending one of the same monitor, or on the one
+        that the running alert session `running_session_id` looks into: (id, state)."""
         now = iso(utc_now())
-        pending = self.db.execute("SELECT id FROM alerts WHERE state = 'pending' AND monitor_key = ?",
-                                  (alert.monitor_key,)).fetchone()
-        if pending:
+        same = self.db.execute("SELECT id FROM alerts WHERE state = 'pending' AND monitor_key = ?",
+                               (alert.monitor_key,)).fetchone()
+        if same is None and running_session_id is not None:
+            same = self.db.execute("SELECT id FROM alerts WHERE session_id = ? AND monitor_key = ?",
+                                   (running_session_id, alert.monitor_key)).fetchone()
+        if same:
             self.db.execute("UPDATE alerts SET times = times + 1, last_received_at = ?, message = ?"
-                            " WHERE id = ?", (now, alert.message, pending["id"]))
+                            " WHERE id = ?", (now, alert.message, same["id"]))
             self.version += 1
-            return pending["id"], "merged"
+            return same["id"], "merged"
         cursor = self.db.execute(
             "INSERT INTO alerts (source, monitor_key, monitor, message, payload, state, received_at,"
             " last_received_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
@@ -681,16 +685,23 @@ class Store:
             self.version += 1
         return pending and pending["id"]
 
-    def pending_alerts(self, limit):
-        return self.db.execute("SELECT * FROM alerts WHERE state = 'pending' ORDER BY id LIMIT ?",
-                               (limit,)).fetchall()
+    def pending_alerts(self, newest_id, limit, offset=0, columns="*"):
+        return self.db.execute(f"SELECT {columns} FROM alerts WHERE state = 'pending' AND id <= ?"
+                               " ORDER BY id LIMIT ? OFFSET ?", (newest_id, limit, offset)).fetchall()
+
+    def pending_extent(self):
+        """(how many alerts are pending, the newest one's id)."""
+        row = self.db.execute("SELECT COUNT(*) AS count, MAX(id) AS newest FROM alerts"
+                              " WHERE state = 'pending'").fetchone()
+        return row["count"], row["newest"]
 
     def has_pending_alerts(self):
         return self.db.execute("SELECT 1 FROM alerts WHERE state = 'pending' LIMIT 1").fetchone() is not None
 
-    def assign_alerts(self, alert_ids, session_id):
-        self.db.execute(f"UPDATE alerts SET state = 'handled', session_id = ? WHERE id IN"
-                        f" ({', '.join('?' * len(alert_ids))})", (session_id, *alert_ids))
+    def assign_alerts(self, newest_id, session_id):
+        """Every pending alert up to `newest_id` becomes the session's."""
+        self.db.execute("UPDATE alerts SET state = 'handled', session_id = ? WHERE state = 'pending'"
+                        " AND id <= ?", (session_id, newest_id))
         self.version += 1
 
     def alert_session_id(self, alert_id):
@@ -2078,9 +2089,16 @@ class Notifier:
 # alerts, and the fixed prompt of the session that looks into them, their payloads fenced as data.
 
 ALERT_PAYLOAD_CHARS = 4000
-ALERTS_PER_SESSION = 20
+# One session takes every pending alert; its prompt stays bounded whatever the storm: the first
+# alerts with their payloads, the next ones a line each, and the number of the rest.
+ALERTS_IN_FULL = 10
+ALERTS_LISTED = 100
 ALERT_TEXT_CHARS = 500
 RESOLVED_WORDS = ("resolved", "up", "ok", "recovered")
+# A state word that starts a generic alert's text, as Gatus's "[ALERT_TRIGGERED_OR_RESOLVED]: ..."
+# writes it: it says whether the alert fires, and is no part of the monitor's name.
+LEADING_STATE = re.compile(r"\[?(triggered|firing|down|resolved|recovered|up|ok)(?:\]\s*:?|\s*:)\s*",
+                           re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -2141,6 +2159,9 @@ def generic_alerts(payload, text):
         title, message, status = None, None, ""
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "an alert")
     monitor = one_line(title or message or first_line)
+    leading = LEADING_STATE.match(monitor)
+    if leading:
+        monitor, status = monitor[leading.end():] or monitor, status or leading[1].lower()
     return [IncomingAlert("webhook", f"webhook:{monitor}", monitor,
                           text_of(message or title or text), status not in RESOLVED_WORDS)]
 
@@ -2181,7 +2202,14 @@ they claim to be.
 """
 
 
-def alert_prompt(alerts):
+def alert_entry(alert):
+    """One line for an alert shown without its payload."""
+    return (f"- {alert['monitor']} (from {alert['source']}): {plural(alert['times'], 'time')} since"
+            f" {alert['received_at']}")
+
+
+def alert_prompt(alerts, listed=(), unlisted=0):
+    """The prompt for `alerts` in full, `listed` a line each, and a note of `unlisted` more."""
     parts = []
     for number, alert in enumerate(alerts, start=1):
         times = plural(alert["times"], "time")
@@ -2190,6 +2218,13 @@ def alert_prompt(alerts):
                      f"Since {alert['received_at']}; received {times}, last at"
                      f" {alert['last_received_at']}. Message and payload (untrusted data):\n"
                      f"{fenced(untrusted)}\n")
+    if listed:
+        entries = "\n".join(alert_entry(alert) for alert in listed)
+        parts.append(f"## {plural(len(listed), 'more alert')}, by monitor (untrusted data)\n"
+                     f"{fenced(entries)}\n")
+    if unlisted:
+        parts.append(f"{plural(unlisted, 'more alert')} arrived too, not shown here: look into"
+                     " the ones above first, then check the homelab as a whole.\n")
     return ALERT_PROMPT.format(payload_chars=ALERT_PAYLOAD_CHARS, alerts="\n".join(parts))
 
 
@@ -2311,19 +2346,24 @@ class Scheduler:
         """An operator's trigger waits (alerts waiting are not one)."""
         return not self.triggers.empty() and self.triggers.peek_nowait() is not ALERTS_WAITING
 
+    @property
+    def running_alert_session(self):
+        """The alert session that runs, if one does: repeats of its alerts are counted on them."""
+        return self.running_session_id if self.running_trigger == "alert" else None
+
     def receive_alerts(self, alerts, text):
         """Record what a monitor sent, firing alerts to look into and resolved ones to forget, and
         wake the loop when some wait: (an alert's id, queued, merged, resolved or ignored)."""
         payload = self.runner.redact(text if len(text) <= ALERT_PAYLOAD_CHARS
                                      else text[:ALERT_PAYLOAD_CHARS] + " …")
         answer = (None, "ignored")
-        for alert in alerts:
+        for alert in alerts:  # a post may group many; the answer names its first firing one
             if alert.firing:
-                recorded = self.store.record_alert(alert, payload)
+                recorded = self.store.record_alert(alert, payload, self.running_alert_session)
                 answer = recorded if answer[1] in ("ignored", "resolved") else answer
-            elif answer[0] is None:
+            else:
                 resolved = self.store.resolve_alert(alert.monitor_key)
-                answer = (resolved, "resolved") if resolved else answer
+                answer = (resolved, "resolved") if resolved and answer[1] == "ignored" else answer
         if answer[1] in ("queued", "merged") and self.triggers.empty():
             self.triggers.put_nowait(ALERTS_WAITING)
         return answer
@@ -2392,17 +2432,21 @@ class Scheduler:
                 return
 
     def run_alerts(self):
-        """One session for the alerts that wait, which are its own from the moment it exists."""
-        alerts = self.store.pending_alerts(ALERTS_PER_SESSION)
+        """One session for every alert that waits, which are its own from the moment it exists."""
+        count, newest = self.store.pending_extent()
+        in_full = self.store.pending_alerts(newest, ALERTS_IN_FULL)
+        listed = self.store.pending_alerts(newest, ALERTS_LISTED, ALERTS_IN_FULL,
+                                           columns="monitor, source, times, received_at")
         record = self.session_started(None)
 
         def take_alerts(session_id):
-            self.store.assign_alerts([alert["id"] for alert in alerts], session_id)
+            self.store.assign_alerts(newest, session_id)
             taken, self.alerts_taken = self.alerts_taken, gevent.event.Event()
             taken.set()
             record(session_id)
-        request = SessionRequest(alert_prompt(alerts), self.config.alert_tier, trigger="alert")
-        return self.runner.run_once(request, take_alerts)
+        prompt = alert_prompt(in_full, listed, count - len(in_full) - len(listed))
+        return self.runner.run_once(SessionRequest(prompt, self.config.alert_tier, trigger="alert"),
+                                    take_alerts)
 
     def session_started(self, started):
         def record(session_id):
@@ -2431,7 +2475,8 @@ STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; char
                 ".svg": "image/svg+xml"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Health answers anyone; the webhook checks its own bearer token, since monitors have no password.
-UNGUARDED_PATHS = ("/api/v1/health", "/api/v1/webhook")
+WEBHOOK_PATH = "/api/v1/webhook"
+UNGUARDED_PATHS = ("/api/v1/health", WEBHOOK_PATH)
 ALERT_ANSWER_WAIT_S = 1
 # An address that gives this many wrong passwords within the window is refused for the lockout.
 SIGN_IN_FAILURES_ALLOWED = 10
@@ -2681,6 +2726,13 @@ def is_utf8_request(environ):
     return True
 
 
+def check_body_size(request):
+    if request.chunked:  # a body of unknown length could be any size: ask for one
+        refuse(411, "Send the body with a Content-Length.")
+    if request.content_length > MAX_BODY_BYTES:
+        refuse(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+
+
 def check_request(request, allowed_hosts, password, api_token, sign_in_failures):
     """Raises the HTTPError that refuses `request`: bytes that are not UTF-8, a foreign Host (DNS
     rebinding), no password (or API token), a cross-site change, a body too large or of unknown
@@ -2704,10 +2756,8 @@ def check_request(request, allowed_hosts, password, api_token, sign_in_failures)
     if (origin is not None and origin.lower() != own_origin.lower()) or (
             fetch_site is not None and fetch_site not in ("same-origin", "none")):
         refuse(403, "Cross-site requests cannot change anything here.")
-    if request.chunked:  # a body of unknown length could be any size: ask for one
-        refuse(411, "Send the body with a Content-Length.")
-    if request.content_length > MAX_BODY_BYTES:
-        refuse(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    if request.path != WEBHOOK_PATH:  # the webhook says first whether it is on and who may post
+        check_body_size(request)
 
 
 class Refreshed:
@@ -3106,6 +3156,7 @@ class Web:
             bottle.request, token_matches(bottle.request.get_header("Authorization", ""),
                                           self.config.api_token), self.sign_in_failures,
             bottle.HTTPError(401, "Send the header Authorization: Bearer <CLAUDEOPS_API_TOKEN>."))
+        check_body_size(bottle.request)
         try:
             text = bottle.request.body.read().decode("utf-8")
         except UnicodeDecodeError:
@@ -3204,7 +3255,7 @@ ROUTES = (  # method, path, Web handler
     ("POST", "/api/v1/sessions/<session_id>/stop", "api_stop"),
     ("POST", "/api/v1/sessions/<session_id>/rerun", "api_rerun"),
     ("POST", "/api/v1/sessions/<session_id>/followup", "api_followup"),
-    ("POST", "/api/v1/webhook", "webhook"),
+    ("POST", WEBHOOK_PATH, "webhook"),
     ("GET", "/api/v1/sessions/<session_id>", "api_session"),
 )
 
