@@ -1390,15 +1390,16 @@ MASK = "[redacted]"
 
 
 def secret_parts(urls):
-    """The parts of notification URLs that may be credentials: whole URLs, users, passwords,
-    path segments and query values, so that none of them is ever shown or logged."""
-    parts = set(urls)
+    """The parts of notification URLs that may be credentials, whatever their length: users,
+    passwords, hosts (where Telegram's and Discord's tokens stand), path segments and query values,
+    as written and %-decoded."""
+    parts = set()
     for url in urls:
         split = urllib.parse.urlsplit(url)
         parts.update(filter(None, (split.username, split.password, split.netloc)))
         parts.update(segment for segment in split.path.split("/") if segment)
         parts.update(value for _, value in urllib.parse.parse_qsl(split.query))
-    return {part for part in parts if len(part) >= 8}
+    return parts | {urllib.parse.unquote(part) for part in parts}
 
 
 # The CLI's session ids are UUIDs; anything else is not handed back to it as an argument.
@@ -1481,7 +1482,8 @@ class Redactor:
 
 def own_secret_values(config, environ):
     """The app's own secrets to mask: SECRET_SETTINGS as the config and the environment have
-    them, and the parts of each notification URL that may be credentials."""
+    them, and the parts of each notification URL that may be credentials (the Redactor keeps
+    those of MIN_OWN_SECRET_CHARS or more)."""
     values = [config.password or "", config.api_token or "", config.ping_url or ""]
     values += [environ.get(name) or "" for name in SECRET_SETTINGS]
     return values + [*config.apprise_urls, *secret_parts(config.apprise_urls)]
@@ -1931,6 +1933,7 @@ class Runner:
 
 NOTIFY_DEADLINE_S = 15
 PING_TIMEOUT_S = 10
+PING_AT_EXIT_S = 2
 NOTIFY_EXCERPT_CHARS = 600
 NOTIFY_DETAIL_CHARS = 300
 PROBLEM_STATES = ("down", "degraded")
@@ -2009,14 +2012,58 @@ def apprise_targets(urls):
     return targets
 
 
+class UrlMask:
+    """Masks, in what Apprise itself says, every part of the notification URLs whatever its length,
+    where it stands as a whole word, then whatever `redact` masks. Shorter parts than the
+    Redactor's are masked here only: Apprise's lines are few and all about these URLs, where
+    masking a two-letter part in the agent's whole transcript would garble it."""
+
+    def __init__(self, urls, redact):
+        parts = sorted(secret_parts(urls) | set(urls), key=len, reverse=True)
+        self.parts = re.compile(rf"(?<![\w.-])(?:{'|'.join(map(re.escape, parts))})(?![\w.-])")
+        self.redact = redact
+
+    def __call__(self, text):
+        return self.redact(self.parts.sub(MASK, text))
+
+
+class AppriseLogFilter(logging.Filter):
+    """Apprise logs to the app's log through the root logger, and its lines name the URLs ("Sent
+    ntfy notification to 'https://ntfy.sh/<topic>'"): what is below WARNING is dropped, the rest
+    masked, its traceback left out (one may quote a URL)."""
+
+    def __init__(self, mask):
+        super().__init__()
+        self.mask = mask
+
+    def filter(self, record):
+        if record.levelno < logging.WARNING:
+            return False
+        record.msg, record.args = self.mask(record.getMessage()), ()
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def mask_apprise_logs(mask):
+    """The one filter on Apprise's logger (all of Apprise logs through it), of the latest app."""
+    apprise_log = logging.getLogger("apprise")
+    for old in [item for item in apprise_log.filters if isinstance(item, AppriseLogFilter)]:
+        apprise_log.removeFilter(old)
+    apprise_log.addFilter(AppriseLogFilter(mask))
+
+
 class Notifier:
     """Sends each finished session's message to every Apprise URL, one greenlet per target with a
     deadline, and records each attempt. Apprise is imported only when URLs are set."""
 
     def __init__(self, config, store, redact):
-        self.config, self.store, self.redact = config, store, redact
+        self.config, self.store = config, store
         self.cooldown_path = os.path.join(config.state_dir, "cooldown.json")
         self.targets = apprise_targets(config.apprise_urls) if config.apprise_urls else []
+        self.mask = redact
+        if config.apprise_urls:
+            self.mask = UrlMask(config.apprise_urls, redact)
+            mask_apprise_logs(self.mask)
         self.last_ping = None
 
     def before_session(self, trigger):
@@ -2059,19 +2106,24 @@ class Notifier:
         except gevent.Timeout:
             return False, f"no answer within {NOTIFY_DEADLINE_S} s"
         except Exception as exc:  # a target's own fault must not end the greenlet unrecorded
-            return False, self.redact(shorten(f"{type(exc).__name__}: {exc}", NOTIFY_DETAIL_CHARS))
+            return False, shorten(self.mask(f"{type(exc).__name__}: {exc}"), NOTIFY_DETAIL_CHARS)
         if result:
             return True, "delivered"
         # Apprise 2 says why per target; Debian's Apprise 1 answers only False.
         reasons = [entry.message for service in getattr(result, "results", ())
                    for entry in service.logs() if entry.level in ("WARNING", "ERROR")]
-        return False, self.redact(shorten("; ".join(reasons) or "not delivered", NOTIFY_DETAIL_CHARS))
+        return False, shorten(self.mask("; ".join(reasons) or "not delivered"), NOTIFY_DETAIL_CHARS)
 
     def ping(self, suffix):
         """Dead-man's switch: GET <url><suffix> in the background, after the previous ping."""
         if self.config.ping_url:
             self.last_ping = gevent.spawn(self.send_ping, self.config.ping_url + suffix,
                                           self.last_ping)
+
+    def wait_for_pings(self, timeout_s):
+        """At exit: the ping that says how the last session ended goes out first, within reason."""
+        if self.last_ping is not None:
+            self.last_ping.join(timeout_s)
 
     @staticmethod
     def send_ping(url, previous):
@@ -2271,7 +2323,8 @@ class Scheduler:
         self.greenlet = gevent.spawn(self.loop)
 
     def stop(self):
-        """Refuse triggers, interrupt the running session, and return once its row is final."""
+        """Refuse triggers, interrupt the running session, and return once its row is final and
+        the ping of a scheduled one has gone out."""
         self.accepting = False
         if self.greenlet is None:
             return
@@ -2279,6 +2332,7 @@ class Scheduler:
             self.runner.stop("interrupted")
             self.greenlet.join(timeout=STOP_GRACE_S + PIPE_DRAIN_GRACE_S + 2)
         self.greenlet.kill()
+        self.notifier.wait_for_pings(PING_AT_EXIT_S)
 
     def trigger_adhoc(self, prompt, tier=1, parent=None):
         """Queue an ad-hoc session at `tier`, continuing session `parent` when given, and return

@@ -1294,9 +1294,11 @@ def test_the_default_block_list_stops_a_restart_in_the_real_cli(run_real):
 # refuses connections and one that never answers.
 
 class Receiver:
-    """A loopback HTTP endpoint that records every request; paths ending in /fail answer 500."""
+    """A loopback HTTP endpoint that records every request; paths ending in /fail answer 500, and
+    every path does when it is `failing`."""
 
-    def __init__(self):
+    def __init__(self, failing=False):
+        self.failing = failing
         self.requests = []
         self.server = gevent.pywsgi.WSGIServer(("127.0.0.1", 0), self.answer, log=None)
         self.server.start()
@@ -1306,7 +1308,8 @@ class Receiver:
         body = environ["wsgi.input"].read()
         self.requests.append({"path": environ["PATH_INFO"], "body": body,
                               "type": environ.get("CONTENT_TYPE", "")})
-        status = "500 Internal Server Error" if environ["PATH_INFO"].endswith("/fail") else "200 OK"
+        failed = self.failing or environ["PATH_INFO"].endswith("/fail")
+        status = "500 Internal Server Error" if failed else "200 OK"
         start_response(status, [("Content-Type", "application/json")])
         return [b"{}"]
 
@@ -1512,6 +1515,70 @@ def test_without_targets_the_test_button_is_refused_and_apprise_is_not_loaded(ma
                             "print('apprise' in sys.modules)"], cwd=HERE, capture_output=True,
                            text=True, timeout=60)
     assert probe.stdout.strip() == "False", probe.stderr
+
+
+def test_a_session_stopped_from_the_dashboard_sends_nothing_where_a_failure_does(
+        make_app, fake, receiver):
+    fake.plan([{"print": INIT}, {"hang": True}])
+    app = make_app(apprise_urls=(receiver.url(),), notify_on=claude_ops.NOTIFY_EVENTS)
+    app.scheduler.trigger_adhoc("slow job").get(timeout=10)
+    wait_for(lambda: fake.runs(), message="the CLI to start")
+    browser_client(app).post("/sessions/1/stop", status=303)
+    assert app.store.session(1)["status"] == "stopped"
+    fake.plan(failing_plan())
+    app.scheduler.trigger_adhoc("again")
+    wait_for(lambda: notifications(app, 2), message="the failure's notification")
+    # Session 1's message, had there been one, was handed over before session 2 even started.
+    assert [message["title"] for message in receiver.messages()] == [
+        "Session 2 failed: exit code 1: The API is down."]
+    assert notifications(app, 1) == []
+
+
+def test_a_stopped_or_interrupted_scheduled_session_pings_fail_before_the_app_exits(
+        make_app, fake, receiver, tmp_path):
+    ping = f"http://127.0.0.1:{receiver.port}/ping/abc123"
+    fake.plan([{"print": INIT}, {"hang": True}])
+    stopped = make_app(ping_url=ping, run_on_start=True, state_dir=str(tmp_path / "one"))
+    wait_for(lambda: fake.runs(), message="the scheduled session's CLI")
+    browser_client(stopped).post("/sessions/1/stop", status=303)
+    wait_for(lambda: len(receiver.requests) == 2, message="the stopped session's pings")
+    assert stopped.store.session(1)["status"] == "stopped"
+    stopped.stop()
+    interrupted = make_app(ping_url=ping, run_on_start=True, state_dir=str(tmp_path / "two"))
+    wait_for(lambda: len(fake.runs()) == 2, message="the second scheduled session's CLI")
+    interrupted.scheduler.stop()  # as SIGTERM does; the process exits once it returns
+    assert [request["path"] for request in receiver.requests] == [
+        "/ping/abc123/start", "/ping/abc123/fail", "/ping/abc123/start", "/ping/abc123/fail"]
+    assert interrupted.store.session(1)["status"] == "interrupted"
+
+
+def page_text(app, path):
+    with urllib.request.urlopen(app.url + path, timeout=10) as response:
+        return response.read().decode()
+
+
+def test_no_part_of_a_notification_url_reaches_the_apps_log_pages_api_or_the_agent(
+        app_process, fake):
+    answering, refusing = Receiver(), Receiver(failing=True)
+    urls = (f"ntfy://127.0.0.1:{answering.port}/Zq8v3", f"ntfy://127.0.0.1:{refusing.port}/k7q")
+    secrets = ("Zq8v3", "k7q", f"127.0.0.1:{answering.port}", f"127.0.0.1:{refusing.port}")
+    fake.plan([{"print": INIT}, {"print": assistant_text(f"Topic Zq8v3, and {urls[1]}")},
+               {"print": result("Failed.", is_error=True)}, {"exit": 1}])
+    app = app_process(CLAUDEOPS_APPRISE_URLS=",".join(urls))
+    assert app.post_json("/api/v1/sessions/trigger", {"prompt": "check"})[0] == 201
+    wait_for(lambda: "error=500" in page_text(app, "/sessions/1"), timeout=30,
+             message="both attempts on the session page")
+    assert answering.requests and refusing.requests
+    log = app.stderr_path.read_text()
+    assert "Failed to send ntfy notification to topic '[redacted]'" in log  # Apprise's, masked
+    shown = [page_text(app, path) for path in ("/", "/sessions", "/sessions/1", "/settings",
+                                               "/sessions/1/log", "/api/v1/sessions/1")]
+    assert not [text for text in [log, *shown] if any(secret in text for secret in secrets)]
+    environ = fake.runs()[-1]["environ"]
+    assert "CLAUDEOPS_APPRISE_URLS" not in environ
+    assert not [name for name, value in environ.items() if any(secret in value for secret in secrets)]
+    for receiving in (answering, refusing):
+        receiving.server.stop()
 
 
 # Alerts in #########################################################################################
