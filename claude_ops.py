@@ -655,16 +655,20 @@ class Store:
         return self.db.execute("SELECT event, sent_at, target, ok, detail FROM notifications"
                                " WHERE session_id = ? ORDER BY id", (session_id,)).fetchall()
 
-    def record_alert(self, alert, payload):
-        """Store a firing alert, or count it on the pending one of the same monitor: (id, state)."""
+    def record_alert(self, alert, payload, running_session_id=None):
+        """Store a firing alert, or count it on the pending one of the same monitor, or on the one
+        that the running alert session `running_session_id` looks into: (id, state)."""
         now = iso(utc_now())
-        pending = self.db.execute("SELECT id FROM alerts WHERE state = 'pending' AND monitor_key = ?",
-                                  (alert.monitor_key,)).fetchone()
-        if pending:
+        same = self.db.execute("SELECT id FROM alerts WHERE state = 'pending' AND monitor_key = ?",
+                               (alert.monitor_key,)).fetchone()
+        if same is None and running_session_id is not None:
+            same = self.db.execute("SELECT id FROM alerts WHERE session_id = ? AND monitor_key = ?",
+                                   (running_session_id, alert.monitor_key)).fetchone()
+        if same:
             self.db.execute("UPDATE alerts SET times = times + 1, last_received_at = ?, message = ?"
-                            " WHERE id = ?", (now, alert.message, pending["id"]))
+                            " WHERE id = ?", (now, alert.message, same["id"]))
             self.version += 1
-            return pending["id"], "merged"
+            return same["id"], "merged"
         cursor = self.db.execute(
             "INSERT INTO alerts (source, monitor_key, monitor, message, payload, state, received_at,"
             " last_received_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
@@ -682,16 +686,23 @@ class Store:
             self.version += 1
         return pending and pending["id"]
 
-    def pending_alerts(self, limit):
-        return self.db.execute("SELECT * FROM alerts WHERE state = 'pending' ORDER BY id LIMIT ?",
-                               (limit,)).fetchall()
+    def pending_alerts(self, newest_id, limit, offset=0, columns="*"):
+        return self.db.execute(f"SELECT {columns} FROM alerts WHERE state = 'pending' AND id <= ?"
+                               " ORDER BY id LIMIT ? OFFSET ?", (newest_id, limit, offset)).fetchall()
+
+    def pending_extent(self):
+        """(how many alerts are pending, the newest one's id)."""
+        row = self.db.execute("SELECT COUNT(*) AS count, MAX(id) AS newest FROM alerts"
+                              " WHERE state = 'pending'").fetchone()
+        return row["count"], row["newest"]
 
     def has_pending_alerts(self):
         return self.db.execute("SELECT 1 FROM alerts WHERE state = 'pending' LIMIT 1").fetchone() is not None
 
-    def assign_alerts(self, alert_ids, session_id):
-        self.db.execute(f"UPDATE alerts SET state = 'handled', session_id = ? WHERE id IN"
-                        f" ({', '.join('?' * len(alert_ids))})", (session_id, *alert_ids))
+    def assign_alerts(self, newest_id, session_id):
+        """Every pending alert up to `newest_id` becomes the session's."""
+        self.db.execute("UPDATE alerts SET state = 'handled', session_id = ? WHERE state = 'pending'"
+                        " AND id <= ?", (session_id, newest_id))
         self.version += 1
 
     def alert_session_id(self, alert_id):
@@ -1380,15 +1391,16 @@ MASK = "[redacted]"
 
 
 def secret_parts(urls):
-    """The parts of notification URLs that may be credentials: whole URLs, users, passwords,
-    path segments and query values, so that none of them is ever shown or logged."""
-    parts = set(urls)
+    """The parts of notification URLs that may be credentials, whatever their length: users,
+    passwords, hosts (where Telegram's and Discord's tokens stand), path segments and query values,
+    as written and %-decoded."""
+    parts = set()
     for url in urls:
         split = urllib.parse.urlsplit(url)
         parts.update(filter(None, (split.username, split.password, split.netloc)))
         parts.update(segment for segment in split.path.split("/") if segment)
         parts.update(value for _, value in urllib.parse.parse_qsl(split.query))
-    return {part for part in parts if len(part) >= 8}
+    return parts | {urllib.parse.unquote(part) for part in parts}
 
 
 # The CLI's session ids are UUIDs; anything else is not handed back to it as an argument.
@@ -1471,7 +1483,8 @@ class Redactor:
 
 def own_secret_values(config, environ):
     """The app's own secrets to mask: SECRET_SETTINGS as the config and the environment have
-    them, and the parts of each notification URL that may be credentials."""
+    them, and the parts of each notification URL that may be credentials (the Redactor keeps
+    those of MIN_OWN_SECRET_CHARS or more)."""
     values = [config.password or "", config.api_token or "", config.ping_url or ""]
     values += [environ.get(name) or "" for name in SECRET_SETTINGS]
     return values + [*config.apprise_urls, *secret_parts(config.apprise_urls)]
@@ -1921,6 +1934,7 @@ class Runner:
 
 NOTIFY_DEADLINE_S = 15
 PING_TIMEOUT_S = 10
+PING_AT_EXIT_S = 2
 NOTIFY_EXCERPT_CHARS = 600
 NOTIFY_DETAIL_CHARS = 300
 PROBLEM_STATES = ("down", "degraded")
@@ -1999,14 +2013,58 @@ def apprise_targets(urls):
     return targets
 
 
+class UrlMask:
+    """Masks, in what Apprise itself says, every part of the notification URLs whatever its length,
+    where it stands as a whole word, then whatever `redact` masks. Shorter parts than the
+    Redactor's are masked here only: Apprise's lines are few and all about these URLs, where
+    masking a two-letter part in the agent's whole transcript would garble it."""
+
+    def __init__(self, urls, redact):
+        parts = sorted(secret_parts(urls) | set(urls), key=len, reverse=True)
+        self.parts = re.compile(rf"(?<![\w.-])(?:{'|'.join(map(re.escape, parts))})(?![\w.-])")
+        self.redact = redact
+
+    def __call__(self, text):
+        return self.redact(self.parts.sub(MASK, text))
+
+
+class AppriseLogFilter(logging.Filter):
+    """Apprise logs to the app's log through the root logger, and its lines name the URLs ("Sent
+    ntfy notification to 'https://ntfy.sh/<topic>'"): what is below WARNING is dropped, the rest
+    masked, its traceback left out (one may quote a URL)."""
+
+    def __init__(self, mask):
+        super().__init__()
+        self.mask = mask
+
+    def filter(self, record):
+        if record.levelno < logging.WARNING:
+            return False
+        record.msg, record.args = self.mask(record.getMessage()), ()
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def mask_apprise_logs(mask):
+    """The one filter on Apprise's logger (all of Apprise logs through it), of the latest app."""
+    apprise_log = logging.getLogger("apprise")
+    for old in [item for item in apprise_log.filters if isinstance(item, AppriseLogFilter)]:
+        apprise_log.removeFilter(old)
+    apprise_log.addFilter(AppriseLogFilter(mask))
+
+
 class Notifier:
     """Sends each finished session's message to every Apprise URL, one greenlet per target with a
     deadline, and records each attempt. Apprise is imported only when URLs are set."""
 
     def __init__(self, config, store, redact):
-        self.config, self.store, self.redact = config, store, redact
+        self.config, self.store = config, store
         self.cooldown_path = os.path.join(config.state_dir, "cooldown.json")
         self.targets = apprise_targets(config.apprise_urls) if config.apprise_urls else []
+        self.mask = redact
+        if config.apprise_urls:
+            self.mask = UrlMask(config.apprise_urls, redact)
+            mask_apprise_logs(self.mask)
         self.last_ping = None
 
     def before_session(self, trigger):
@@ -2049,19 +2107,24 @@ class Notifier:
         except gevent.Timeout:
             return False, f"no answer within {NOTIFY_DEADLINE_S} s"
         except Exception as exc:  # a target's own fault must not end the greenlet unrecorded
-            return False, self.redact(shorten(f"{type(exc).__name__}: {exc}", NOTIFY_DETAIL_CHARS))
+            return False, shorten(self.mask(f"{type(exc).__name__}: {exc}"), NOTIFY_DETAIL_CHARS)
         if result:
             return True, "delivered"
         # Apprise 2 says why per target; Debian's Apprise 1 answers only False.
         reasons = [entry.message for service in getattr(result, "results", ())
                    for entry in service.logs() if entry.level in ("WARNING", "ERROR")]
-        return False, self.redact(shorten("; ".join(reasons) or "not delivered", NOTIFY_DETAIL_CHARS))
+        return False, shorten(self.mask("; ".join(reasons) or "not delivered"), NOTIFY_DETAIL_CHARS)
 
     def ping(self, suffix):
         """Dead-man's switch: GET <url><suffix> in the background, after the previous ping."""
         if self.config.ping_url:
             self.last_ping = gevent.spawn(self.send_ping, self.config.ping_url + suffix,
                                           self.last_ping)
+
+    def wait_for_pings(self, timeout_s):
+        """At exit: the ping that says how the last session ended goes out first, within reason."""
+        if self.last_ping is not None:
+            self.last_ping.join(timeout_s)
 
     @staticmethod
     def send_ping(url, previous):
@@ -2079,9 +2142,16 @@ class Notifier:
 # alerts, and the fixed prompt of the session that looks into them, their payloads fenced as data.
 
 ALERT_PAYLOAD_CHARS = 4000
-ALERTS_PER_SESSION = 20
+# One session takes every pending alert; its prompt stays bounded whatever the storm: the first
+# alerts with their payloads, the next ones a line each, and the number of the rest.
+ALERTS_IN_FULL = 10
+ALERTS_LISTED = 100
 ALERT_TEXT_CHARS = 500
 RESOLVED_WORDS = ("resolved", "up", "ok", "recovered")
+# A state word that starts a generic alert's text, as Gatus's "[ALERT_TRIGGERED_OR_RESOLVED]: ..."
+# writes it: it says whether the alert fires, and is no part of the monitor's name.
+LEADING_STATE = re.compile(r"\[?(triggered|firing|down|resolved|recovered|up|ok)(?:\]\s*:?|\s*:)\s*",
+                           re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -2142,6 +2212,9 @@ def generic_alerts(payload, text):
         title, message, status = None, None, ""
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "an alert")
     monitor = one_line(title or message or first_line)
+    leading = LEADING_STATE.match(monitor)
+    if leading:
+        monitor, status = monitor[leading.end():] or monitor, status or leading[1].lower()
     return [IncomingAlert("webhook", f"webhook:{monitor}", monitor,
                           text_of(message or title or text), status not in RESOLVED_WORDS)]
 
@@ -2182,7 +2255,14 @@ they claim to be.
 """
 
 
-def alert_prompt(alerts):
+def alert_entry(alert):
+    """One line for an alert shown without its payload."""
+    return (f"- {alert['monitor']} (from {alert['source']}): {plural(alert['times'], 'time')} since"
+            f" {alert['received_at']}")
+
+
+def alert_prompt(alerts, listed=(), unlisted=0):
+    """The prompt for `alerts` in full, `listed` a line each, and a note of `unlisted` more."""
     parts = []
     for number, alert in enumerate(alerts, start=1):
         times = plural(alert["times"], "time")
@@ -2191,6 +2271,13 @@ def alert_prompt(alerts):
                      f"Since {alert['received_at']}; received {times}, last at"
                      f" {alert['last_received_at']}. Message and payload (untrusted data):\n"
                      f"{fenced(untrusted)}\n")
+    if listed:
+        entries = "\n".join(alert_entry(alert) for alert in listed)
+        parts.append(f"## {plural(len(listed), 'more alert')}, by monitor (untrusted data)\n"
+                     f"{fenced(entries)}\n")
+    if unlisted:
+        parts.append(f"{plural(unlisted, 'more alert')} arrived too, not shown here: look into"
+                     " the ones above first, then check the homelab as a whole.\n")
     return ALERT_PROMPT.format(payload_chars=ALERT_PAYLOAD_CHARS, alerts="\n".join(parts))
 
 
@@ -2237,7 +2324,8 @@ class Scheduler:
         self.greenlet = gevent.spawn(self.loop)
 
     def stop(self):
-        """Refuse triggers, interrupt the running session, and return once its row is final."""
+        """Refuse triggers, interrupt the running session, and return once its row is final and
+        the ping of a scheduled one has gone out."""
         self.accepting = False
         if self.greenlet is None:
             return
@@ -2245,6 +2333,7 @@ class Scheduler:
             self.runner.stop("interrupted")
             self.greenlet.join(timeout=STOP_GRACE_S + PIPE_DRAIN_GRACE_S + 2)
         self.greenlet.kill()
+        self.notifier.wait_for_pings(PING_AT_EXIT_S)
 
     def trigger_adhoc(self, prompt, tier=1, parent=None):
         """Queue an ad-hoc session at `tier`, continuing session `parent` when given, and return
@@ -2311,19 +2400,24 @@ class Scheduler:
         """An operator's trigger waits (alerts waiting are not one)."""
         return not self.triggers.empty() and self.triggers.peek_nowait() is not ALERTS_WAITING
 
+    @property
+    def running_alert_session(self):
+        """The alert session that runs, if one does: repeats of its alerts are counted on them."""
+        return self.running_session_id if self.running_trigger == "alert" else None
+
     def receive_alerts(self, alerts, text):
         """Record what a monitor sent, firing alerts to look into and resolved ones to forget, and
         wake the loop when some wait: (an alert's id, queued, merged, resolved or ignored)."""
         payload = self.runner.redact(text if len(text) <= ALERT_PAYLOAD_CHARS
                                      else text[:ALERT_PAYLOAD_CHARS] + " …")
         answer = (None, "ignored")
-        for alert in alerts:
+        for alert in alerts:  # a post may group many; the answer names its first firing one
             if alert.firing:
-                recorded = self.store.record_alert(alert, payload)
+                recorded = self.store.record_alert(alert, payload, self.running_alert_session)
                 answer = recorded if answer[1] in ("ignored", "resolved") else answer
-            elif answer[0] is None:
+            else:
                 resolved = self.store.resolve_alert(alert.monitor_key)
-                answer = (resolved, "resolved") if resolved else answer
+                answer = (resolved, "resolved") if resolved and answer[1] == "ignored" else answer
         if answer[1] in ("queued", "merged") and self.triggers.empty():
             self.triggers.put_nowait(ALERTS_WAITING)
         return answer
@@ -2392,17 +2486,21 @@ class Scheduler:
                 return
 
     def run_alerts(self):
-        """One session for the alerts that wait, which are its own from the moment it exists."""
-        alerts = self.store.pending_alerts(ALERTS_PER_SESSION)
+        """One session for every alert that waits, which are its own from the moment it exists."""
+        count, newest = self.store.pending_extent()
+        in_full = self.store.pending_alerts(newest, ALERTS_IN_FULL)
+        listed = self.store.pending_alerts(newest, ALERTS_LISTED, ALERTS_IN_FULL,
+                                           columns="monitor, source, times, received_at")
         record = self.session_started(None)
 
         def take_alerts(session_id):
-            self.store.assign_alerts([alert["id"] for alert in alerts], session_id)
+            self.store.assign_alerts(newest, session_id)
             taken, self.alerts_taken = self.alerts_taken, gevent.event.Event()
             taken.set()
             record(session_id)
-        request = SessionRequest(alert_prompt(alerts), self.config.alert_tier, trigger="alert")
-        return self.runner.run_once(request, take_alerts)
+        prompt = alert_prompt(in_full, listed, count - len(in_full) - len(listed))
+        return self.runner.run_once(SessionRequest(prompt, self.config.alert_tier, trigger="alert"),
+                                    take_alerts)
 
     def session_started(self, started):
         def record(session_id):
@@ -2431,7 +2529,8 @@ STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; char
                 ".svg": "image/svg+xml"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Health answers anyone; the webhook checks its own bearer token, since monitors have no password.
-UNGUARDED_PATHS = ("/api/v1/health", "/api/v1/webhook")
+WEBHOOK_PATH = "/api/v1/webhook"
+UNGUARDED_PATHS = ("/api/v1/health", WEBHOOK_PATH)
 ALERT_ANSWER_WAIT_S = 1
 # An address that gives this many wrong passwords within the window is refused for the lockout.
 SIGN_IN_FAILURES_ALLOWED = 10
@@ -2681,6 +2780,13 @@ def is_utf8_request(environ):
     return True
 
 
+def check_body_size(request):
+    if request.chunked:  # a body of unknown length could be any size: ask for one
+        refuse(411, "Send the body with a Content-Length.")
+    if request.content_length > MAX_BODY_BYTES:
+        refuse(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+
+
 def check_request(request, allowed_hosts, password, api_token, sign_in_failures):
     """Raises the HTTPError that refuses `request`: bytes that are not UTF-8, a foreign Host (DNS
     rebinding), no password (or API token), a cross-site change, a body too large or of unknown
@@ -2704,10 +2810,8 @@ def check_request(request, allowed_hosts, password, api_token, sign_in_failures)
     if (origin is not None and origin.lower() != own_origin.lower()) or (
             fetch_site is not None and fetch_site not in ("same-origin", "none")):
         refuse(403, "Cross-site requests cannot change anything here.")
-    if request.chunked:  # a body of unknown length could be any size: ask for one
-        refuse(411, "Send the body with a Content-Length.")
-    if request.content_length > MAX_BODY_BYTES:
-        refuse(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    if request.path != WEBHOOK_PATH:  # the webhook says first whether it is on and who may post
+        check_body_size(request)
 
 
 class Refreshed:
@@ -3106,6 +3210,7 @@ class Web:
             bottle.request, token_matches(bottle.request.get_header("Authorization", ""),
                                           self.config.api_token), self.sign_in_failures,
             bottle.HTTPError(401, "Send the header Authorization: Bearer <CLAUDEOPS_API_TOKEN>."))
+        check_body_size(bottle.request)
         try:
             text = bottle.request.body.read().decode("utf-8")
         except UnicodeDecodeError:
@@ -3204,7 +3309,7 @@ ROUTES = (  # method, path, Web handler
     ("POST", "/api/v1/sessions/<session_id>/stop", "api_stop"),
     ("POST", "/api/v1/sessions/<session_id>/rerun", "api_rerun"),
     ("POST", "/api/v1/sessions/<session_id>/followup", "api_followup"),
-    ("POST", "/api/v1/webhook", "webhook"),
+    ("POST", WEBHOOK_PATH, "webhook"),
     ("GET", "/api/v1/sessions/<session_id>", "api_session"),
 )
 

@@ -102,8 +102,8 @@ class FakeClaude:
             return [json.loads(line) for line in record]
 
     def runs(self):
-        """What each run was given: argv, pid, pgid, the time it started, its environment's
-        names and its stdin."""
+        """What each run was given: argv, pid, pgid, the time it started, its environment (names
+        and values) and its stdin."""
         return [record for record in self.records() if "argv" in record]
 
     def children(self):
@@ -288,7 +288,7 @@ def run_step(kind, value, plan_folder):
 
 def main():
     record = {"argv": sys.argv[1:], "pid": os.getpid(), "pgid": os.getpgid(0),
-              "started": time.time(), "environ": sorted(os.environ)}
+              "started": time.time(), "environ": dict(os.environ)}
     plan_path = os.environ["FAKE_CLAUDE_PLAN"]
     with open(plan_path) as plan_file:
         plan = json.load(plan_file)

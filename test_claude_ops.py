@@ -9,6 +9,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -891,8 +892,8 @@ def test_the_dashboard_says_what_fills_an_empty_grid_and_what_is_missing(make_ap
 def test_the_history_is_newest_first_paginated_with_trigger_badges(make_app):
     app = make_app()
     for number in range(1, 121):
-        app.store.insert_session(trigger="manual" if number % 2 else "scheduled",
-                                 prompt_text="p" if number % 2 else None,
+        trigger = "alert" if number % 10 == 0 else "manual" if number % 2 else "scheduled"
+        app.store.insert_session(trigger=trigger, prompt_text=None if trigger == "scheduled" else "p",
                                  prompt_file="(ad-hoc)", model="haiku", context="",
                                  started_at=iso_ago(minutes=200 - number))
     client = browser_client(app)
@@ -900,8 +901,8 @@ def test_the_history_is_newest_first_paginated_with_trigger_badges(make_app):
     ids = [row.a.text for row in first.html.select("tbody tr")]
     assert ids[0] == "#120" and ids[-1] == "#71" and len(ids) == 50
     badges = first.html.select("tbody tr .trigger-badge")
-    assert "trigger-badge-scheduled" in badges[0]["class"] and badges[0].text == "scheduled"
-    assert "trigger-badge-manual" in badges[1]["class"] and badges[1].text == "manual"
+    for badge, trigger in zip(badges, ("alert", "manual", "scheduled")):
+        assert f"trigger-badge-{trigger}" in badge["class"] and badge.text == trigger
     older = first.html.select_one(".pager a[href^='/sessions?before=']")["href"]
     second = client.get(older)
     assert [row.a.text for row in second.html.select("tbody tr")][0] == "#70"
@@ -1342,9 +1343,11 @@ def test_the_default_block_list_stops_a_restart_in_the_real_cli(run_real):
 # refuses connections and one that never answers.
 
 class Receiver:
-    """A loopback HTTP endpoint that records every request; paths ending in /fail answer 500."""
+    """A loopback HTTP endpoint that records every request; paths ending in /fail answer 500, and
+    every path does when it is `failing`."""
 
-    def __init__(self):
+    def __init__(self, failing=False):
+        self.failing = failing
         self.requests = []
         self.server = gevent.pywsgi.WSGIServer(("127.0.0.1", 0), self.answer, log=None)
         self.server.start()
@@ -1354,7 +1357,8 @@ class Receiver:
         body = environ["wsgi.input"].read()
         self.requests.append({"path": environ["PATH_INFO"], "body": body,
                               "type": environ.get("CONTENT_TYPE", "")})
-        status = "500 Internal Server Error" if environ["PATH_INFO"].endswith("/fail") else "200 OK"
+        failed = self.failing or environ["PATH_INFO"].endswith("/fail")
+        status = "500 Internal Server Error" if failed else "200 OK"
         start_response(status, [("Content-Type", "application/json")])
         return [b"{}"]
 
@@ -1562,6 +1566,70 @@ def test_without_targets_the_test_button_is_refused_and_apprise_is_not_loaded(ma
     assert probe.stdout.strip() == "False", probe.stderr
 
 
+def test_a_session_stopped_from_the_dashboard_sends_nothing_where_a_failure_does(
+        make_app, fake, receiver):
+    fake.plan([{"print": INIT}, {"hang": True}])
+    app = make_app(apprise_urls=(receiver.url(),), notify_on=claude_ops.NOTIFY_EVENTS)
+    app.scheduler.trigger_adhoc("slow job").get(timeout=10)
+    wait_for(lambda: fake.runs(), message="the CLI to start")
+    browser_client(app).post("/sessions/1/stop", status=303)
+    assert app.store.session(1)["status"] == "stopped"
+    fake.plan(failing_plan())
+    app.scheduler.trigger_adhoc("again")
+    wait_for(lambda: notifications(app, 2), message="the failure's notification")
+    # Session 1's message, had there been one, was handed over before session 2 even started.
+    assert [message["title"] for message in receiver.messages()] == [
+        "Session 2 failed: exit code 1: The API is down."]
+    assert notifications(app, 1) == []
+
+
+def test_a_stopped_or_interrupted_scheduled_session_pings_fail_before_the_app_exits(
+        make_app, fake, receiver, tmp_path):
+    ping = f"http://127.0.0.1:{receiver.port}/ping/abc123"
+    fake.plan([{"print": INIT}, {"hang": True}])
+    stopped = make_app(ping_url=ping, run_on_start=True, state_dir=str(tmp_path / "one"))
+    wait_for(lambda: fake.runs(), message="the scheduled session's CLI")
+    browser_client(stopped).post("/sessions/1/stop", status=303)
+    wait_for(lambda: len(receiver.requests) == 2, message="the stopped session's pings")
+    assert stopped.store.session(1)["status"] == "stopped"
+    stopped.stop()
+    interrupted = make_app(ping_url=ping, run_on_start=True, state_dir=str(tmp_path / "two"))
+    wait_for(lambda: len(fake.runs()) == 2, message="the second scheduled session's CLI")
+    interrupted.scheduler.stop()  # as SIGTERM does; the process exits once it returns
+    assert [request["path"] for request in receiver.requests] == [
+        "/ping/abc123/start", "/ping/abc123/fail", "/ping/abc123/start", "/ping/abc123/fail"]
+    assert interrupted.store.session(1)["status"] == "interrupted"
+
+
+def page_text(app, path):
+    with urllib.request.urlopen(app.url + path, timeout=10) as response:
+        return response.read().decode()
+
+
+def test_no_part_of_a_notification_url_reaches_the_apps_log_pages_api_or_the_agent(
+        app_process, fake):
+    answering, refusing = Receiver(), Receiver(failing=True)
+    urls = (f"ntfy://127.0.0.1:{answering.port}/Zq8v3", f"ntfy://127.0.0.1:{refusing.port}/k7q")
+    secrets = ("Zq8v3", "k7q", f"127.0.0.1:{answering.port}", f"127.0.0.1:{refusing.port}")
+    fake.plan([{"print": INIT}, {"print": assistant_text(f"Topic Zq8v3, and {urls[1]}")},
+               {"print": result("Failed.", is_error=True)}, {"exit": 1}])
+    app = app_process(CLAUDEOPS_APPRISE_URLS=",".join(urls))
+    assert app.post_json("/api/v1/sessions/trigger", {"prompt": "check"})[0] == 201
+    wait_for(lambda: "error=500" in page_text(app, "/sessions/1"), timeout=30,
+             message="both attempts on the session page")
+    assert answering.requests and refusing.requests
+    log = app.stderr_path.read_text()
+    assert "Failed to send ntfy notification to topic '[redacted]'" in log  # Apprise's, masked
+    shown = [page_text(app, path) for path in ("/", "/sessions", "/sessions/1", "/settings",
+                                               "/sessions/1/log", "/api/v1/sessions/1")]
+    assert not [text for text in [log, *shown] if any(secret in text for secret in secrets)]
+    environ = fake.runs()[-1]["environ"]
+    assert "CLAUDEOPS_APPRISE_URLS" not in environ
+    assert not [name for name, value in environ.items() if any(secret in value for secret in secrets)]
+    for receiving in (answering, refusing):
+        receiving.server.stop()
+
+
 # Alerts in #########################################################################################
 # Monitors call the webhook over real HTTP on loopback, with payloads shaped like Uptime Kuma's,
 # Alertmanager's and Grafana's.
@@ -1656,8 +1724,9 @@ def test_a_burst_of_100_alerts_starts_at_most_two_sessions(make_app, fake):
     assert all(status == 202 for status, _ in answers)
     assert {answer["state"] for _, answer in answers} == {"queued", "merged"}
     open(gate, "w").close()
-    wait_for(lambda: finished(app, 2) and not app.scheduler.busy, message="the alert sessions")
-    assert [row["trigger"] for row in rows(app)] == ["alert", "alert"]
+    # Repeats after the first session took the alert are counted on it while it runs.
+    wait_for(lambda: finished(app, 1) and not app.scheduler.busy, message="the alert sessions")
+    assert [row["trigger"] for row in rows(app)] in (["alert"], ["alert", "alert"])
     assert sum(row["times"] for row in alert_rows(app)) == 100
     assert not app.store.has_pending_alerts()
 
@@ -1702,6 +1771,148 @@ def test_alertmanager_alerts_are_one_per_fingerprint_and_resolve_by_it(make_app,
     assert "HighLoad" not in fake.runs()[1]["stdin"]
 
 
+def grouped(*posts):
+    """One Alertmanager post holding the alerts of `posts`, as it groups them."""
+    alerts = [alert for post in posts for alert in post["alerts"]]
+    status = "firing" if any(alert["status"] == "firing" for alert in alerts) else "resolved"
+    return dict(posts[0], status=status, alerts=alerts)
+
+
+def test_every_alert_of_a_grouped_post_fires_or_resolves(make_app, fake):
+    gate = held_plan(fake)
+    app = make_app(serve=True, api_token=API_TOKEN)
+    app.scheduler.trigger_adhoc("busy").get(timeout=10)
+    disk, load = (alertmanager(fingerprint="bbbb000000000001"),
+                  alertmanager(fingerprint="bbbb000000000002", name="HighLoad"))
+    assert post_webhook(app, grouped(disk, load))[1]["state"] == "queued"
+    status, answer = post_webhook(app, grouped(alertmanager("resolved", "bbbb000000000001"),
+                                               alertmanager("resolved", "bbbb000000000002", "HighLoad")))
+    assert status == 202 and answer == {"alert_id": 1, "state": "resolved", "session_id": None}
+    assert [row["state"] for row in alert_rows(app)] == ["resolved", "resolved"]
+    memory, swap = (alertmanager(fingerprint="bbbb000000000003", name="HighMemory"),
+                    alertmanager(fingerprint="bbbb000000000004", name="SwapFull"))
+    assert post_webhook(app, grouped(memory, swap))[1] == {"alert_id": 3, "state": "queued",
+                                                           "session_id": None}
+    mixed = grouped(memory, alertmanager("resolved", "bbbb000000000004", "SwapFull"))
+    assert post_webhook(app, mixed)[1] == {"alert_id": 3, "state": "merged", "session_id": None}
+    assert [(row["monitor"], row["times"], row["state"]) for row in alert_rows(app)][2:] == [
+        ("HighMemory on nas:9100", 2, "pending"), ("SwapFull on nas:9100", 1, "resolved")]
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, 2), message="the alert session")
+    prompt = fake.runs()[1]["stdin"]
+    assert "## Alert 1: HighMemory on nas:9100 (from Alertmanager)" in prompt
+    assert "## Alert 2" not in prompt
+
+
+def down_monitor(number):
+    """An Uptime Kuma post of monitor `number`, with a long message."""
+    return kuma(name=f"service-{number}", monitor_id=number, msg="connect ETIMEDOUT " + "x" * 3000)
+
+
+def test_one_session_takes_every_waiting_alert_and_its_prompt_stays_bounded(make_app, fake):
+    first = held_plan(fake, "first")
+    app = make_app(serve=True, api_token=API_TOKEN)
+    app.scheduler.trigger_adhoc("busy").get(timeout=10)
+    answers = gevent.pool.Pool(10).map(lambda n: post_webhook(app, down_monitor(n)), range(1, 121))
+    assert {(status, answer["state"]) for status, answer in answers} == {(202, "queued")}
+    second = held_plan(fake, "second")
+    open(first, "w").close()
+    wait_for(lambda: len(fake.runs()) == 2, message="the alert session to start")
+    # Repeats while it runs are counted on the alerts it took: they start nothing more.
+    answers = gevent.pool.Pool(10).map(lambda n: post_webhook(app, down_monitor(n % 5 + 1)),
+                                       range(100))
+    assert {(answer["state"], answer["session_id"]) for _, answer in answers} == {("merged", 2)}
+    open(second, "w").close()
+    wait_for(lambda: finished(app, 2) and not app.scheduler.busy, message="the alert session")
+    assert sorted((row["id"], row["trigger"]) for row in rows(app)) == [(1, "manual"), (2, "alert")]
+    assert {(row["state"], row["session_id"]) for row in alert_rows(app)} == {("handled", 2)}
+    assert sum(row["times"] for row in alert_rows(app)) == 220
+    prompt = fake.runs()[1]["stdin"]
+    assert len(prompt.encode()) < 64 * 1024  # the 120 payloads alone are over 360 KB
+    assert prompt.count("## Alert ") == 10
+    assert len(re.findall(r"^- service-\d+ \(from Uptime Kuma\): 1 time since 20", prompt,
+                          re.MULTILINE)) == 100
+    assert "10 more alerts arrived too" in prompt
+
+
+def grafana(status="firing"):
+    """Grafana's webhook contact point, as its documentation shows the body: two alerts."""
+    def alert(name, zone, fingerprint, value):
+        return {"status": status, "labels": {"alertname": name, "team": "blue", "zone": zone},
+                "annotations": {"description": f"The system has {name.lower()}",
+                                "runbook_url": "https://runbooks.lan/1234",
+                                "summary": f"This alert was triggered for zone {zone}"},
+                "startsAt": "2026-11-25T09:51:03.157076+01:00",
+                "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-25T10:01:03Z",
+                "generatorURL": "http://grafana.lan:3000/alerting/1afz29v7z/edit",
+                "fingerprint": fingerprint,
+                "silenceURL": "http://grafana.lan:3000/alerting/silence/new?alertmanager=grafana"
+                              f"&matchers=alertname%3D{name}%2Cteam%3Dblue%2Czone%3D{zone}",
+                "dashboardURL": "", "panelURL": "", "values": {"B": value, "C": 1},
+                "valueString": f"[ var='B' labels={{zone={zone}}} value={value} ]"}
+    alerts = [alert("High memory usage", "us-1", "c6eadffa33fcdf37", 44.23943737541908),
+              alert("High CPU usage", "eu-1", "bc97ff14869b13e3", 93.1)]
+    word = "FIRING" if status == "firing" else "RESOLVED"
+    return {"receiver": "claude-ops", "status": status, "orgId": 1, "alerts": alerts,
+            "groupLabels": {}, "commonLabels": {"team": "blue"}, "commonAnnotations": {},
+            "externalURL": "http://grafana.lan:3000/", "version": "1", "groupKey": "{}:{}",
+            "truncatedAlerts": 0, "title": f"[{word}:2]  (blue)",
+            "state": "alerting" if status == "firing" else "ok",
+            "message": f"**{word.title()}**\n\nValue: B=44.23\nLabels:\n - alertname = High memory usage"}
+
+
+# Healthchecks.io's webhook sends the body its user writes, with $NAME, $STATUS (up or down), $NOW
+# and $CODE filled in; Gatus's custom provider sends its README's body with its placeholders filled.
+def healthchecks(status="down"):
+    return {"name": "nightly-backup", "status": status, "now": "2026-11-25T09:21:07+00:00",
+            "code": "8e2f4c1a-52a7-4d0c-9a66-0c3bd1d7b5a1", "tags": "backup nas"}
+
+
+def gatus(state="TRIGGERED", errors="[STATUS] (503) == 200"):
+    return {"text": f"{state}: core - jellyfin - healthcheck failed - {errors}"}
+
+
+def test_grafana_healthchecks_and_gatus_posts_fire_and_resolve(make_app, fake):
+    gate = held_plan(fake)
+    app = make_app(serve=True, api_token=API_TOKEN)
+    app.scheduler.trigger_adhoc("busy").get(timeout=10)
+    for body in (grafana(), healthchecks(), gatus()):
+        assert post_webhook(app, body)[1]["state"] == "queued"
+    assert [(row["source"], row["monitor"], row["message"]) for row in alert_rows(app)] == [
+        ("Grafana", "High memory usage", "This alert was triggered for zone us-1"),
+        ("Grafana", "High CPU usage", "This alert was triggered for zone eu-1"),
+        ("webhook", "nightly-backup", "nightly-backup"),
+        ("webhook", "core - jellyfin - healthcheck failed - [STATUS] (503) == 200",
+         "TRIGGERED: core - jellyfin - healthcheck failed - [STATUS] (503) == 200")]
+    assert post_webhook(app, grafana("resolved"))[1]["state"] == "resolved"
+    assert post_webhook(app, healthchecks("up"))[1]["state"] == "resolved"
+    # Gatus fills no errors in when it resolves: that names the same check once it is fine again.
+    assert post_webhook(app, gatus("RESOLVED", ""))[1]["state"] == "ignored"
+    assert post_webhook(app, gatus("TRIGGERED", ""))[1]["state"] == "queued"
+    assert post_webhook(app, gatus("RESOLVED", ""))[1]["state"] == "resolved"
+    assert [row["state"] for row in alert_rows(app)] == [
+        "resolved", "resolved", "resolved", "pending", "resolved"]
+    open(gate, "w").close()
+    wait_for(lambda: finished(app, 2), message="the alert session")
+    prompt = fake.runs()[1]["stdin"]
+    assert "## Alert 1: core - jellyfin - healthcheck failed - [STATUS] (503) == 200" in prompt
+    assert "## Alert 2" not in prompt
+
+
+def test_an_operator_trigger_goes_before_alerts_which_go_before_a_due_run(make_app, fake):
+    app = make_app(start=False, serve=False, run_on_start=True)
+    app.scheduler.start()
+    # The loop has not run yet: a due scheduled run, a waiting alert and an operator's trigger
+    # are all there when it first looks.
+    app.scheduler.receive_alerts(claude_ops.read_alerts(json.dumps(kuma())), json.dumps(kuma()))
+    app.scheduler.trigger_adhoc("the operator's question")
+    wait_for(lambda: len(rows(app)) == 3 and finished(app, 3), message="three sessions")
+    assert sorted((row["id"], row["trigger"]) for row in rows(app)) == [
+        (1, "manual"), (2, "alert"), (3, "scheduled")]
+    assert [run["stdin"][:24] for run in fake.runs()][:2] == [
+        "the operator's question", "Monitors of this homelab"]
+
+
 def test_a_waiting_alert_survives_a_kill_and_runs_after_the_restart(app_process, fake, tmp_path):
     gate = held_plan(fake)
     app = app_process(CLAUDEOPS_API_TOKEN=API_TOKEN)
@@ -1728,8 +1939,12 @@ def test_the_webhook_wants_the_bearer_token(make_app, fake, token, query, status
 def test_the_webhook_is_off_without_a_token_and_refuses_what_it_cannot_read(make_app, fake):
     off = make_app(serve=True)
     assert post_webhook(off, kuma())[0] == 503
+    too_big = b"x" * (65 * 1024)
+    # Off says so first, whatever the body; then who may post; then how much.
+    assert post_webhook(off, too_big, content_type="text/plain")[0] == 503
     app = make_app(serve=True, api_token=API_TOKEN, state_dir=os.path.join(fake.folder, "other"))
-    assert post_webhook(app, b"x" * (65 * 1024), content_type="text/plain")[0] == 413
+    assert post_webhook(app, too_big, token="wrong-token-0123456789", content_type="text/plain")[0] == 401
+    assert post_webhook(app, too_big, content_type="text/plain")[0] == 413
     assert post_webhook(app, b"\xff\xfe down", content_type="text/plain")[0] == 400
     assert post_webhook(app, b"   ", content_type="text/plain")[0] == 400
     assert alert_rows(app) == []
@@ -1762,11 +1977,22 @@ def test_the_api_token_opens_the_api_but_not_the_pages(make_app, fake):
     client.get("/api/v1/sessions", headers={"Authorization": "Bearer nope"}, status=401)
 
 
-def test_the_settings_page_shows_the_webhook_and_its_set_ups(make_app):
-    app = make_app(api_token=API_TOKEN)
-    page = browser_client(app).get("/settings").text
-    assert "http://localhost/api/v1/webhook" in page and "webhook_configs" in page
-    assert "Preset - application/json" in page and API_TOKEN not in page
+def test_the_settings_page_shows_the_webhook_and_its_set_ups(make_app, fake):
+    app = make_app(serve=True, api_token=API_TOKEN)
+    page = browser_client(app).get("/settings", extra_environ={"HTTP_HOST": f"127.0.0.1:{app.port}"})
+    webhook = f"http://127.0.0.1:{app.port}/api/v1/webhook"
+    assert webhook in page.text and "webhook_configs" in page.text
+    assert "Preset - application/json" in page.text and API_TOKEN not in page.text
+    kuma_headers, _, curl = [pre.text for pre in page.html.select("pre.setup")]
+    assert json.loads(kuma_headers) == {"Authorization": "Bearer <CLAUDEOPS_API_TOKEN>"}
+    # The curl set-up, run as the page shows it, with the token where the shell would put it.
+    argv = shlex.split(curl.replace("\\\n", " ").replace("$CLAUDEOPS_API_TOKEN", API_TOKEN))
+    assert argv[:3] == ["curl", "-X", "POST"] and webhook in argv
+    done = subprocess.run(argv, env={"PATH": os.environ["PATH"], "NO_PROXY": "*"},
+                          capture_output=True, text=True, timeout=30)
+    assert json.loads(done.stdout) == {"alert_id": 1, "state": "queued", "session_id": 1}
+    wait_for(lambda: finished(app, 1), message="the session the curl set-up started")
+    assert "## Alert 1: jellyfin (from webhook)" in fake.runs()[-1]["stdin"]
 
 
 
