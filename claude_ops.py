@@ -2287,6 +2287,9 @@ def alert_prompt(alerts, listed=(), unlisted=0):
 
 MAX_PROMPT_BYTES = 16 * 1024
 BUSY = "A session is already running or queued. Please wait."
+# After a fault that no session recorded, the scheduler waits this long (or for a trigger): the
+# work that made it fail is still there, and would fail again at once.
+FAULT_PAUSE_S = 10
 
 
 class TriggerRefused(Exception):
@@ -2453,15 +2456,18 @@ class Scheduler:
             left = self.due_monotonic - time.monotonic()
             if left <= 0:
                 return "scheduled", None, None
-            try:
-                self.triggers.peek(timeout=left)
-            except gevent.queue.Empty:
-                pass
+            self.wait_for_trigger(left)
+
+    def wait_for_trigger(self, timeout_s):
+        try:
+            self.triggers.peek(timeout=timeout_s)
+        except gevent.queue.Empty:
+            pass
 
     def loop(self):
         while True:
             trigger, request, started = self.next_work()
-            self.busy, self.running_trigger = True, trigger
+            self.busy, self.running_trigger, faulted = True, trigger, False
             try:
                 states_before = self.notifier.before_session(trigger)
                 if trigger == "alert":
@@ -2476,10 +2482,13 @@ class Scheduler:
                         503, f"No session was started: {exc}. Try again in a moment."))
             except Exception:
                 log.exception("a session failed to run; the scheduler goes on")
+                faulted = True
             finally:
                 self.busy, self.running_session_id, self.running_trigger = False, None, None
                 if started is not None and not started.ready():
                     started.set(None)
+            if faulted:  # the alerts that made it fail still wait: no loop without a pause
+                self.wait_for_trigger(FAULT_PAUSE_S)
             if trigger == "scheduled":
                 self.due_monotonic = time.monotonic() + self.config.interval_s
             if not self.accepting:

@@ -1928,6 +1928,24 @@ def test_a_waiting_alert_survives_a_kill_and_runs_after_the_restart(app_process,
     assert session["trigger"] == "alert" and app.get("/api/v1/sessions/1")["status"] == "interrupted"
 
 
+def test_alerts_whose_session_cannot_be_recorded_never_freeze_the_app(app_process, fake, tmp_path):
+    app = app_process(CLAUDEOPS_API_TOKEN=API_TOKEN)
+    app.stop()
+    database = sqlite3.connect(tmp_path / "state" / "claudeops.db")
+    # A real fault of SQLite's that is not a lock: no session row can be written.
+    database.execute("CREATE TRIGGER no_sessions BEFORE INSERT ON sessions"
+                     " BEGIN SELECT RAISE(ABORT, 'sessions are refused'); END")
+    database.commit()
+    database.close()
+    app.start()
+    assert post_webhook(app, kuma())[0] == 202
+    wait_for(lambda: "a session failed to run" in app.stderr_path.read_text(), timeout=20,
+             message="the failed alert session in the log")
+    for _ in range(5):
+        assert app.get("/api/v1/health")["status"] == "ok"
+    assert app.stderr_path.read_text().count("a session failed to run") == 1
+
+
 @pytest.mark.parametrize("token, query, status", [
     (None, "", 401), ("wrong-token-0123456789", "", 401), (None, f"?token={API_TOKEN}", 401)])
 def test_the_webhook_wants_the_bearer_token(make_app, fake, token, query, status):
