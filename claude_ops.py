@@ -1515,6 +1515,16 @@ Record every restart and redeployment you make in the file, and set "last_run" w
 """
 
 
+def process_group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def end_process_group(pgid, ended, grace_s=STOP_GRACE_S):
     """SIGTERM to a whole process group, then SIGKILL to what is left unless `ended()` says it is
     gone within the grace."""
@@ -1537,16 +1547,6 @@ def stop_process_group(process, grace_s=STOP_GRACE_S):
     """SIGTERM to the CLI's whole process group, then SIGKILL to what is left after the grace."""
     end_process_group(process.pid, lambda: process.poll() is not None
                       and not process_group_alive(process.pid), grace_s)
-
-
-def process_group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def process_group_members(pgid):
@@ -2973,6 +2973,10 @@ def is_htmx():
     return bottle.request.headers.get("HX-Request") == "true"
 
 
+def session_json(session):
+    return {key: value for key, value in session.items() if key != "context"}
+
+
 class Web:
     """The handlers, with what they need from the sections above."""
 
@@ -3293,10 +3297,6 @@ class Web:
         return {"id": session_id, "url": f"/sessions/{session_id}"}
 
 
-def session_json(session):
-    return {key: value for key, value in session.items() if key != "context"}
-
-
 ROUTES = (  # method, path, Web handler
     ("GET", "/", "dashboard"),
     ("GET", "/sessions", "history"),
@@ -3431,6 +3431,23 @@ def lock_state_dir(state_dir):
     return lock
 
 
+def listen(host, port):
+    """A listening socket; a busy or impossible address is a ConfigError naming the setting."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit it. pywsgi sends a response's headers and body in two writes:
+        # with Nagle's algorithm the body waits for the client's delayed ACK, 40 ms a request.
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        listener.bind((host, port))
+        listener.listen(1024)
+    except OSError as exc:
+        reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror}"
+        raise ConfigError(f"CLAUDEOPS_DASHBOARD_HOST/PORT {host}:{port} {reason}") from None
+    return listener
+
+
 class ClaudeOps:
     """One instance of the app: its store, hub, runner, scheduler and WSGI application."""
 
@@ -3496,23 +3513,6 @@ class ClaudeOps:
             self.server.stop(timeout=1)
         self.store.close()
         self.state_lock.close()
-
-
-def listen(host, port):
-    """A listening socket; a busy or impossible address is a ConfigError naming the setting."""
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit it. pywsgi sends a response's headers and body in two writes:
-        # with Nagle's algorithm the body waits for the client's delayed ACK, 40 ms a request.
-        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        listener.bind((host, port))
-        listener.listen(1024)
-    except OSError as exc:
-        reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror}"
-        raise ConfigError(f"CLAUDEOPS_DASHBOARD_HOST/PORT {host}:{port} {reason}") from None
-    return listener
 
 
 def is_loopback(host):
