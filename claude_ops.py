@@ -2617,6 +2617,8 @@ def summary_html(text):
     return f'<p class="summary-text">{html.escape(shorten(text, FINDINGS_CHARS))}</p>' if text else ""
 
 
+# The dashboard's 30-day stats and their charts, drawn here as SVG rectangles: the page needs no
+# script to show them, and each day's bar carries its numbers as a tooltip.
 STATS_DAYS = 30
 # Sessions that went wrong on their own; one the operator stopped is no failure.
 FAILURE_STATUSES = ("failed", "timeout", "interrupted")
@@ -2685,6 +2687,7 @@ class SessionStats:
 
 
 def session_stats(store, today):
+    """SessionStats of the STATS_DAYS UTC days up to `today`, from one grouped query."""
     first = today - datetime.timedelta(days=STATS_DAYS - 1)
     counts, costs = {}, {}
     since = datetime.datetime.combine(first, datetime.time(), datetime.timezone.utc)

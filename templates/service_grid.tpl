@@ -17,9 +17,9 @@
       </p>
       <dl>
         % for limit, count in service.recent:
-        <dt>{{limit.heading}}</dt><dd>{{!partial('cooldown_count', limit=limit, count=count)}}</dd>
+        <div><dt>{{limit.heading}}</dt><dd>{{!partial('cooldown_count', limit=limit, count=count)}}</dd></div>
         % end
-        <dt>Last check</dt><dd>{{!ago_time(service.last_checked)}}</dd>
+        <div><dt>Last check</dt><dd>{{!ago_time(service.last_checked)}}</dd></div>
       </dl>
     </article>
     % end
