@@ -623,7 +623,7 @@ class Store:
         return self.db.execute("SELECT id, status FROM sessions WHERE parent_id = ? ORDER BY id"
                                " LIMIT ?", (session_id, limit)).fetchall()
 
-    def latest_session(self, triggers=tuple(TRIGGERS)):
+    def latest_session(self, triggers):
         """The newest session that one of `triggers` started: a max(id) per trigger, each one
         look-up in the sessions_trigger_id index."""
         newest = [self.db.execute("SELECT max(id) AS id FROM sessions WHERE trigger = ?",

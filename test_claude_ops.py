@@ -749,7 +749,8 @@ def test_a_run_that_falls_due_during_an_adhoc_session_starts_right_after_it(held
         app = held.app
         # next_run_at is None once the run fell due and waits for the running session.
         wait_for(lambda: app.scheduler.next_run_at is None, message="the run to fall due")
-        assert "Right after the running session ends." in browser_client(app).get("/").text
+        next_run = browser_client(app).get("/").html.select_one(".next-run").text
+        assert " ".join(next_run.split()) == "Next scheduled check: right after the running session ends."
         assert len(fake.runs()) == 1
         fake.plan(plan_ok())
         released = held.release()
