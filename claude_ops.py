@@ -477,6 +477,10 @@ MIGRATIONS = [
     ALTER TABLE sessions ADD COLUMN process_group INTEGER;
     ALTER TABLE sessions ADD COLUMN process_mark TEXT;
     """,
+    # The dashboard's latest session of each trigger: one look-up, however many rows there are.
+    """
+    CREATE INDEX sessions_trigger_id ON sessions (trigger, id);
+    """,
 ]
 
 
@@ -498,6 +502,8 @@ STATUSES = {
 # What started a session, as the agent is told it.
 TRIGGERS = {"scheduled": "the regular health check", "manual": "an operator asked for this session",
             "alert": "a monitor raised the alerts named in the prompt"}
+
+OTHER_TRIGGERS = tuple(trigger for trigger in TRIGGERS if trigger != "scheduled")
 
 SESSION_PAGE_SIZE = 50
 # How long SQLite itself waits for another process's lock, blocking the event loop meanwhile.
@@ -618,9 +624,24 @@ class Store:
         return self.db.execute("SELECT id, status FROM sessions WHERE parent_id = ? ORDER BY id"
                                " LIMIT ?", (session_id, limit)).fetchall()
 
-    def latest_session(self):
+    def latest_session(self, triggers):
+        """The newest session that one of `triggers` started: a max(id) per trigger, each one
+        look-up in the sessions_trigger_id index."""
+        newest = [self.db.execute("SELECT max(id) AS id FROM sessions WHERE trigger = ?",
+                                  (trigger,)).fetchone()["id"] for trigger in triggers]
+        newest = [session_id for session_id in newest if session_id is not None]
+        if not newest:
+            return None
+        return self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions WHERE id = ?",
+                               (max(newest),)).fetchone()
+
+    def sessions_by_day(self, since):
+        """(UTC day, status, sessions, their cost) of the sessions started since `since`: one
+        range of the started_at index, grouped."""
         return self.db.execute(
-            f"SELECT {LISTED_COLUMNS} FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
+            "SELECT substr(started_at, 1, 10) AS day, status, count(*) AS sessions,"
+            " total(cost_usd) AS cost_usd FROM sessions WHERE started_at >= ?"
+            " GROUP BY day, status", (iso(since),)).fetchall()
 
     def sessions_page(self, before_id=None, limit=SESSION_PAGE_SIZE):
         """Newest first, keyset-paginated on id, so a page costs the same at any depth."""
@@ -955,6 +976,47 @@ def read_cooldowns(path, now=None):
     now = now or utc_now()
     return [service_cooldown(name, services[name], now, problems)
             for name in names[:COOLDOWN_SERVICES_SHOWN]], cooldown_notice(problems)
+
+
+def utc_text(moment):
+    """An aware time as stored times read; None for one UTC cannot hold (0001-01-01 at +05:00)."""
+    try:
+        return iso(moment.astimezone(datetime.timezone.utc))
+    except OverflowError:
+        return None
+
+
+@dataclass(frozen=True)
+class HealthGlance:
+    """The services as the dashboard's headline and grid show them."""
+    tiles: list                 # (ServiceCooldown, stale), worst health first, then by name
+    counts: dict                # health: how many services have it, for HEALTH_STATES in order
+    last_checked: str | None    # the newest check of any service, as UTC ISO text
+
+    @property
+    def counted(self):
+        """'2 down · 1 degraded · 5 healthy': the states some service is in, worst first."""
+        return " · ".join(f"{count} {health}" for health, count in self.counts.items() if count)
+
+    @property
+    def worst(self):
+        return next((health for health, count in self.counts.items() if count), None)
+
+    stale_count = property(lambda self: sum(1 for _, stale in self.tiles if stale))
+
+
+def health_glance(services, now, stale_after):
+    """The headline and tiles of `services`: a service whose last check is older than
+    `stale_after`, or that was never checked, is stale (the agent may have stopped looking)."""
+    checked = {id(service): agent_time(service.last_checked) for service in services}
+    ordered = sorted(services, key=lambda service: (HEALTH_STATES.index(service.health),
+                                                    service.name))
+    tiles = [(service, checked[id(service)] is None or now - checked[id(service)] > stale_after)
+             for service in ordered]
+    counts = {health: sum(1 for service in services if service.health == health)
+              for health in HEALTH_STATES}
+    newest = max((moment for moment in checked.values() if moment is not None), default=None)
+    return HealthGlance(tiles, counts, newest and utc_text(newest))
 
 
 class CooldownFile:
@@ -2532,10 +2594,20 @@ SSE_HEARTBEAT_S = 15
 SSE_CHUNK_BYTES = 64 * 1024
 SETUP_CHECK_S = 10
 SUMMARY_CHARS = 300
+FINDINGS_CHARS = 1000
 CLI_VERSION_TIMEOUT_S = 10
 CLI_VERSION_CHECK_S = 300
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                ".svg": "image/svg+xml"}
+                ".svg": "image/svg+xml", ".png": "image/png"}
+# What a phone needs to add the dashboard to its home screen.
+MANIFEST = json.dumps({
+    "name": "claude-ops", "short_name": "claude-ops", "description": "Homelab health checks",
+    "start_url": "/", "scope": "/", "display": "standalone",
+    "theme_color": "#c2613a", "background_color": "#f6f5f2",
+    "icons": [{"src": "/static/icon.svg", "sizes": "any", "type": "image/svg+xml"},
+              {"src": "/static/icon-192.png", "sizes": "192x192", "type": "image/png"},
+              {"src": "/static/icon-512.png", "sizes": "512x512", "type": "image/png"}],
+})
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Health answers anyone; the webhook checks its own bearer token, since monitors have no password.
 WEBHOOK_PATH = "/api/v1/webhook"
@@ -2617,10 +2689,176 @@ class SessionView:
         return self.row["prompt_text"] if self.trigger == "manual" else None
 
     @property
+    def findings(self):
+        """The text that tells this session apart: why it failed, its answer, or its prompt."""
+        return self.error or self.response or self.row["prompt_text"] or ""
+
+    @property
     def summary(self):
-        """One short text that tells this session apart: why it failed, its answer, its prompt."""
-        text = self.error or self.response or self.row["prompt_text"] or ""
-        return shorten(text, SUMMARY_CHARS) if text else ""
+        return shorten(self.findings, SUMMARY_CHARS) if self.findings else ""
+
+
+def ago_text(seconds):
+    """How long ago, as the headline says it; static/app.js says the same as time goes on."""
+    if seconds < 60:
+        return "just now"
+    for unit_s, unit in ((86400, "day"), (3600, "h"), (60, "min")):
+        if seconds >= unit_s:
+            count = int(seconds // unit_s)
+            return (plural(count, unit) if unit == "day" else f"{count} {unit}") + " ago"
+
+
+def ago_time(text):
+    """A time (stored, or the agent's) as a <time> saying how long ago it was; static/app.js
+    keeps it current. Given as UTC, since the browser would read a time without a zone as its
+    own."""
+    moment = agent_time(text)
+    moment_utc = moment and utc_text(moment)
+    if moment_utc is None:
+        return NOTHING
+    label = ago_text(max(0.0, (utc_now() - moment).total_seconds()))
+    return f'<time datetime="{moment_utc}" data-ago>{label}</time>'
+
+
+def summary_html(text):
+    """A session's findings as the dashboard's cards show them: escaped, and shortened."""
+    return f'<p class="summary-text">{html.escape(shorten(text, FINDINGS_CHARS))}</p>' if text else ""
+
+
+# The dashboard's 30-day stats and their charts, drawn here as SVG rectangles: the page needs no
+# script to show them, and each day's bar carries its numbers as a tooltip.
+STATS_DAYS = 30
+# Sessions that went wrong on their own; one the operator stopped is no failure.
+FAILURE_STATUSES = ("failed", "timeout", "interrupted")
+# The statuses bottom to top in a day's bar: good news at the foot.
+CHART_STATUSES = ("completed", "failed", "timeout", "interrupted", "stopped", "running")
+CHART_DAY_UNITS = 10      # a day's width in the charts' viewBox
+CHART_BAR_UNITS = 8
+CHART_HEIGHT_UNITS = 100
+CHART_VIEWBOX = f"0 0 {STATS_DAYS * CHART_DAY_UNITS} {CHART_HEIGHT_UNITS}"
+
+
+@dataclass(frozen=True)
+class DayStats:
+    day: str                  # a UTC day, YYYY-MM-DD
+    counts: dict              # status: sessions started that day, for the statuses it had
+    cost_usd: float
+
+    sessions = property(lambda self: sum(self.counts.values()))
+
+    @property
+    def label(self):
+        statuses = ", ".join(f"{count} {STATUSES.get(status, Status(status)).label}"
+                             for status, count in self.counts.items())
+        return (f"{self.day}: {plural(self.sessions, 'session')}"
+                + (f" ({statuses})" if statuses else "") + f", {cost_text(self.cost_usd)}")
+
+
+@dataclass(frozen=True)
+class SessionStats:
+    """The last STATS_DAYS UTC days of sessions, the last of them today."""
+    days: list                # DayStats, oldest first
+
+    today = property(lambda self: self.days[-1])
+    sessions = property(lambda self: sum(day.sessions for day in self.days))
+    failures = property(lambda self: sum(day.counts.get(status, 0) for day in self.days
+                                         for status in FAILURE_STATUSES))
+    cost_usd = property(lambda self: sum(day.cost_usd for day in self.days))
+    busiest = property(lambda self: max(day.sessions for day in self.days))
+    dearest = property(lambda self: max(day.cost_usd for day in self.days))
+
+    @property
+    def success_rate(self):
+        """The share of the finished sessions that completed, in percent; None with none."""
+        finished = self.sessions - sum(day.counts.get("running", 0) for day in self.days)
+        completed = sum(day.counts.get("completed", 0) for day in self.days)
+        return round(100 * completed / finished, 1) if finished else None
+
+    success_rate_text = property(lambda self: NOTHING if self.success_rate is None
+                                 else f"{self.success_rate:g} %")
+
+    @property
+    def legend(self):
+        """(status, label) of the statuses the chart shows, in its stacking order."""
+        present = {status for day in self.days for status in day.counts}
+        return [(status, STATUSES.get(status, Status(status)).label)
+                for status in [*CHART_STATUSES, *sorted(present - set(CHART_STATUSES))]
+                if status in present]
+
+    @property
+    def summary(self):
+        return (f"Last {STATS_DAYS} days: {plural(self.sessions, 'session')},"
+                f" {plural(self.failures, 'failure')}, {self.success_rate_text} of the finished"
+                " ones completed,"
+                f" {cost_text(self.cost_usd)} in all. Today (UTC):"
+                f" {plural(self.today.sessions, 'session')}, {cost_text(self.today.cost_usd)}.")
+
+
+def session_stats(store, today):
+    """SessionStats of the STATS_DAYS UTC days up to `today`, from one grouped query."""
+    first = today - datetime.timedelta(days=STATS_DAYS - 1)
+    counts, costs = {}, {}
+    since = datetime.datetime.combine(first, datetime.time(), datetime.timezone.utc)
+    for row in store.sessions_by_day(since):
+        counts.setdefault(row["day"], {})[row["status"]] = row["sessions"]
+        # Bounded as pages show costs, so that absurd ones reported by a CLI add up to a number.
+        cost = min(MAX_SHOWN_COST_USD, max(0.0, row["cost_usd"]))
+        costs[row["day"]] = costs.get(row["day"], 0.0) + cost
+    days = [(first + datetime.timedelta(days=offset)).isoformat() for offset in range(STATS_DAYS)]
+    order = {status: rank for rank, status in enumerate(CHART_STATUSES)}
+    return SessionStats([DayStats(day, dict(sorted(counts.get(day, {}).items(),
+                                                   key=lambda item: order.get(item[0], len(order)))),
+                                  costs.get(day, 0.0)) for day in days])
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    x: int
+    y: float
+    height: float
+    kind: str                 # a status, "cost", or "slot" (a day's whole column, to point at)
+    width: int = CHART_BAR_UNITS
+
+
+def day_slot(number):
+    return ChartBar(number * CHART_DAY_UNITS + 1, 0, CHART_HEIGHT_UNITS, "slot")
+
+
+def stacked_bars(stats):
+    """Per day, its slot and its sessions as rectangles stacked by status, scaled to the
+    busiest day."""
+    busiest, stacks = stats.busiest or 1, []
+    for number, day in enumerate(stats.days):
+        top, stack = CHART_HEIGHT_UNITS, [day_slot(number)]
+        for status, count in day.counts.items():
+            height = CHART_HEIGHT_UNITS * count / busiest
+            top -= height
+            stack.append(ChartBar(number * CHART_DAY_UNITS + 1, round(top, 2), round(height, 2),
+                                  status))
+        stacks.append((day, stack))
+    return stacks
+
+
+def cost_bars(stats):
+    """Per day, its slot and its cost as one rectangle, scaled to the dearest day."""
+    dearest = stats.dearest or 1
+    return [(day, [day_slot(number),
+                   ChartBar(number * CHART_DAY_UNITS + 1,
+                            round(CHART_HEIGHT_UNITS * (1 - day.cost_usd / dearest), 2),
+                            round(CHART_HEIGHT_UNITS * day.cost_usd / dearest, 2), "cost")])
+            for number, day in enumerate(stats.days)]
+
+
+def stats_json(stats, glance, running_session_id, last_check):
+    """The flat numbers of GET /api/v1/stats, for Homepage's customapi widget."""
+    return {"sessions_today": stats.today.sessions, "sessions_30d": stats.sessions,
+            "failures_30d": stats.failures, "success_rate_30d": stats.success_rate,
+            "cost_today_usd": round(stats.today.cost_usd, 4),
+            "cost_30d_usd": round(stats.cost_usd, 4), "running": int(bool(running_session_id)),
+            **{f"services_{health}": count for health, count in glance.counts.items()},
+            "services_stale": glance.stale_count,
+            "last_check_at": last_check and last_check["started_at"],
+            "last_check_status": last_check and last_check["status"]}
 
 
 def tier_number(value):
@@ -2990,6 +3228,8 @@ class Web:
         self.warnings = Refreshed(SETUP_CHECK_S, lambda: setup_warnings(config, environ))
         self.static_files = StaticFiles()
         self.dashboard_cache = (None, None)  # (what it showed, its HTML)
+        self.stats_cache = (None, None)      # (store version and UTC day, SessionStats)
+        self.stale_after = datetime.timedelta(seconds=2 * config.interval_s)
         self.sign_in_failures = SignInFailures()
 
     def guard(self):
@@ -3038,17 +3278,34 @@ class Web:
 
     # Pages ----------------------------------------------------------------------------------------
 
+    def stats(self):
+        """The 30-day stats, counted again after a write to the store or on a new UTC day."""
+        today = utc_now().date()
+        if self.stats_cache[0] != (self.store.version, today):
+            self.stats_cache = (self.store.version, today), session_stats(self.store, today)
+        return self.stats_cache[1]
+
+    def latest_views(self):
+        """The latest scheduled check and the latest other session, as SessionViews or None."""
+        check = self.store.latest_session(("scheduled",))
+        other = self.store.latest_session(OTHER_TRIGGERS)
+        return check and SessionView(check), other and SessionView(other)
+
     def dashboard(self):
         services, cooldown_problem = self.cooldowns.read()
         warnings, next_run_at = self.warnings(), self.scheduler.next_run_at
-        # The dashboard is rendered again only when something it shows has changed.
+        # The dashboard is rendered again only when something it shows has changed; the
+        # cooldowns' key changes every COOLDOWN_RECOUNT_S, which keeps the stale flags current.
         shown = (self.store.version, self.cooldowns.key, self.warnings.computed_at, next_run_at,
                  self.scheduler.running_trigger, self.scheduler.running_session_id)
         if self.dashboard_cache[0] != shown:
-            latest = self.store.latest_session()
+            check, other = self.latest_views()
+            stats = self.stats()
             self.dashboard_cache = shown, self.page(
-                "index", "Dashboard", services=services, cooldown_problem=cooldown_problem,
-                latest=latest and SessionView(latest), next_run_at=next_run_at and iso(next_run_at),
+                "index", "Dashboard", glance=health_glance(services, utc_now(), self.stale_after),
+                cooldown_problem=cooldown_problem, check=check, other=other,
+                next_run_at=next_run_at and iso(next_run_at), stats=stats,
+                session_bars=stacked_bars(stats), cost_bars=cost_bars(stats),
                 running_trigger=self.scheduler.running_trigger, warnings=warnings)
         return self.dashboard_cache[1]
 
@@ -3209,6 +3466,16 @@ class Web:
                 "pending_trigger": self.scheduler.pending_trigger,
                 "next_run_at": iso(next_run) if next_run else None}
 
+    def api_stats(self):
+        services, _ = self.cooldowns.read()
+        return stats_json(self.stats(), health_glance(services, utc_now(), self.stale_after),
+                          self.scheduler.running_session_id,
+                          self.store.latest_session(("scheduled",)))
+
+    def manifest(self):
+        bottle.response.content_type = "application/manifest+json"
+        return MANIFEST
+
     def api_sessions(self):
         rows, older = self.sessions_page(session_number(bottle.request.query.get("before", "")))
         return {"sessions": [session_json(row) for row in rows], "next_before": older}
@@ -3312,6 +3579,8 @@ ROUTES = (  # method, path, Web handler
     ("GET", "/settings", "settings_page"),
     ("POST", "/settings/test-notification", "test_notification"),
     ("GET", "/static/<path:path>", "static"),
+    ("GET", "/manifest.webmanifest", "manifest"),
+    ("GET", "/api/v1/stats", "api_stats"),
     ("GET", "/api/v1/health", "api_health"),
     ("GET", "/api/v1/sessions", "api_sessions"),
     ("POST", "/api/v1/sessions/trigger", "api_trigger"),
@@ -3470,7 +3739,10 @@ class ClaudeOps:
         ensure_cooldown_file(os.path.join(config.state_dir, "cooldown.json"))
         tier_choices = [tier for number, tier in model_tiers(config).items()
                         if number <= config.max_tier]
-        self.templates = Templates(local_time=local_time, plural=plural, dry_run=config.dry_run,
+        self.templates = Templates(local_time=local_time, ago_time=ago_time, cost_text=cost_text,
+                                   summary_html=summary_html, chart_viewbox=CHART_VIEWBOX,
+                                   stale_after=spoken_seconds(2 * config.interval_s),
+                                   plural=plural, dry_run=config.dry_run,
                                    cooldown_limits=COOLDOWN_LIMITS, cooldown_rules=COOLDOWN_RULES,
                                    interval=spoken_seconds(config.interval_s),
                                    tier_choices=tier_choices)

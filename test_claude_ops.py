@@ -3,6 +3,7 @@
 Code CLI against a loopback stand-in of the Messages API, and headless Chromium for the pages.
 The fixtures are in conftest.py, what they stand on in harness.py."""
 
+import datetime
 import http.client
 import importlib.metadata
 import json
@@ -750,7 +751,8 @@ def test_a_run_that_falls_due_during_an_adhoc_session_starts_right_after_it(held
         app = held.app
         # next_run_at is None once the run fell due and waits for the running session.
         wait_for(lambda: app.scheduler.next_run_at is None, message="the run to fall due")
-        assert "Right after the running session ends." in browser_client(app).get("/").text
+        next_run = browser_client(app).get("/").html.select_one(".next-run").text
+        assert " ".join(next_run.split()) == "Next scheduled check: right after the running session ends."
         assert len(fake.runs()) == 1
         fake.plan(plan_ok())
         released = held.release()
@@ -868,12 +870,15 @@ def test_the_dashboard_shows_services_the_form_the_latest_session_and_the_next_r
     # The next run is shown to the second; the page and this line may straddle a second's end.
     shown_next_run = claude_ops.parse_iso(page.html.select_one(".next-run time")["datetime"])
     assert abs((shown_next_run - app.scheduler.next_run_at).total_seconds()) <= 2
-    assert "No session yet." in page.text
+    assert "No scheduled health check yet." in page.html.select_one(".latest-check").text
+    assert "No manual or alert session yet." in page.html.select_one(".latest-other").text
 
     trigger(client, "look at jellyfin")
     wait_for(lambda: finished(app, 1))
-    latest = client.get("/").html.select_one("a.latest")
+    page = client.get("/")
+    latest = page.html.select_one(".latest-other a.latest")
     assert latest["href"] == "/sessions/1" and "completed" in latest.text
+    assert page.html.select_one(".latest-check a.latest") is None
 
 
 def test_the_dashboard_says_what_fills_an_empty_grid_and_what_is_missing(make_app, fake, tmp_path):
@@ -887,6 +892,209 @@ def test_the_dashboard_says_what_fills_an_empty_grid_and_what_is_missing(make_ap
     app2 = make_app(environ=fake.environ(ANTHROPIC_API_KEY="sk-ant-test-123456789"),
                     state_dir=str(tmp_path / "s2"), results_dir=str(tmp_path / "r2"))
     assert browser_client(app2).get("/").html.select(".banner-warn") == []
+
+
+EIGHT_SERVICES = {  # name: (status, minutes since its last check, or None for never)
+    "vault": ("healthy", 6), "nas": ("down", 4), "pihole": ("degraded", 5),
+    "grafana": ("starting", 3.5), "jellyfin": ("down", 10), "adguard": ("healthy", 30),
+    "zigbee": ("healthy", None), "home-assistant": ("healthy", 8),
+}
+
+
+def write_eight_services(app):
+    write_cooldown(app, {name: {"status": status, "restarts": [], "redeployments": [],
+                                **({} if minutes is None
+                                   else {"last_checked": iso_ago(seconds=int(minutes * 60))})}
+                         for name, (status, minutes) in EIGHT_SERVICES.items()})
+
+
+def test_the_headline_counts_the_services_and_the_tiles_go_worst_first_with_stale_ones_flagged(
+        make_app):
+    app = make_app(interval_s=600)   # stale after two intervals: 20 minutes
+    write_eight_services(app)
+    page = browser_client(app).get("/")
+    headline = page.html.select_one(".headline")
+    assert headline.h1.text == "2 down · 1 degraded · 1 unknown · 4 healthy · checked 3 min ago"
+    assert "headline-down" in headline["class"]
+    assert headline.select_one("h1 time[data-ago]")["datetime"].endswith("Z")
+    assert "2 services not checked within two intervals (20 minutes)" in headline.text
+    tiles = page.html.select(".service-tile")
+    assert [tile.h3.text for tile in tiles] == ["jellyfin", "nas", "pihole", "grafana", "adguard",
+                                                "home-assistant", "vault", "zigbee"]
+    stale = [tile.h3.text for tile in tiles if tile.select_one(".stale-badge")]
+    assert stale == ["adguard", "zigbee"]
+    assert tiles[4].select_one(".stale-badge").text == "stale"
+    assert [tile.select("dd")[-1].text for tile in tiles][4:] == [
+        "30 min ago", "8 min ago", "6 min ago", "—"]
+    # On a phone Run now comes before the grid: so it does in the page.
+    sections = [section["class"][1] for section in page.html.select(".dashboard > section")]
+    assert sections.index("run-now") < sections.index("services")
+
+
+@pytest.mark.parametrize("services, headline", [
+    ({}, "No services recorded yet"),
+    ({"nas": {"status": "healthy"}}, "1 healthy · not checked yet"),
+    ({"nas": {"status": "down", "last_checked": "2026-01-01T10:00:00+02:00"}},
+     "1 down · checked {} days ago"),
+])
+def test_the_headline_says_what_it_knows(make_app, services, headline):
+    app = make_app()
+    write_cooldown(app, services)
+    days = (claude_ops.utc_now() - claude_ops.parse_iso("2026-01-01T08:00:00Z")).days
+    page = browser_client(app).get("/").html
+    assert page.select_one(".headline h1").text == headline.format(days)
+    # Times go out in UTC: a browser would read a time without its zone as its own.
+    for shown in page.select(".headline h1 time, .service-tile time"):
+        assert shown["datetime"] == "2026-01-01T08:00:00Z"
+
+
+def test_a_cooldown_json_that_cannot_be_read_leaves_the_headline_unknown(make_app):
+    app = make_app()
+    with open(os.path.join(app.config.state_dir, "cooldown.json"), "w") as cooldown:
+        cooldown.write('{"services": [1, 2]}')
+    page = browser_client(app).get("/")
+    assert page.html.select_one(".headline h1").text == "Service health unknown"
+    assert "services should be an object" in page.html.select_one(".services .notice").text
+
+
+def finished_session(app, trigger, status, started_at, cost_usd=None, **columns):
+    session_id = app.store.insert_session(trigger=trigger, prompt_text=columns.pop("prompt", None),
+                                          prompt_file="(built-in)", model="haiku", context="",
+                                          started_at=started_at)
+    if status != "running":
+        app.store.update_session(session_id, status=status, cost_usd=cost_usd, ended_at=started_at,
+                                 **columns)
+    return session_id
+
+
+def test_a_failed_ad_hoc_question_never_replaces_the_last_health_checks_findings(make_app):
+    app = make_app(start=False)
+    finished_session(app, "scheduled", "completed", iso_ago(hours=2),
+                     response="## Homelab health\nAll 8 services healthy. <script>x</script>")
+    finished_session(app, "alert", "completed", iso_ago(hours=1), response="NAS is back.")
+    finished_session(app, "manual", "failed", iso_ago(minutes=5), prompt="Is the NAS full?",
+                     error="exit code 1\nError: Invalid API key")
+    page = browser_client(app).get("/")
+    check, other = page.html.select_one(".latest-check"), page.html.select_one(".latest-other")
+    assert check.select_one("a.latest")["href"] == "/sessions/1"
+    assert "All 8 services healthy. <script>x</script>" in check.select_one(".summary-text").text
+    assert "&lt;script&gt;x&lt;/script&gt;" in page.text
+    assert other.select_one("a.latest")["href"] == "/sessions/3"
+    assert other.select_one(".status-badge").text == "failed"
+    assert other.select_one(".latest-why").text == "Why it failed:"
+    assert "Invalid API key" in other.select_one(".summary-text").text
+
+
+def test_the_latest_sessions_and_the_days_stats_are_read_through_indexes(make_app):
+    app = make_app(start=False)
+    plan = app.store.db.execute("EXPLAIN QUERY PLAN SELECT max(id) AS id FROM sessions"
+                                " WHERE trigger = ?", ("scheduled",)).fetchall()
+    assert "sessions_trigger_id" in " ".join(row["detail"] for row in plan)
+    plan = app.store.db.execute("EXPLAIN QUERY PLAN SELECT substr(started_at, 1, 10) AS day,"
+                                " status, count(*) FROM sessions WHERE started_at >= ?"
+                                " GROUP BY day, status", ("2026-01-01",)).fetchall()
+    assert "sessions_started_at" in " ".join(row["detail"] for row in plan)
+
+
+def day_at(days_ago, clock="00:00:01"):
+    day = claude_ops.utc_now().date() - datetime.timedelta(days=days_ago)
+    return f"{day.isoformat()}T{clock}Z"
+
+
+def test_the_stats_count_thirty_days_by_status_and_cost_exactly(make_app):
+    app = make_app(start=False, interval_s=600)
+    write_eight_services(app)
+    for trigger, status, days_ago, cost in [
+            ("scheduled", "completed", 30, 5.0),    # a day before the thirty
+            ("scheduled", "completed", 29, 1.0), ("scheduled", "stopped", 5, 0.02),
+            ("alert", "interrupted", 5, None), ("scheduled", "completed", 1, 0.2),
+            ("manual", "timeout", 1, 0.01), ("scheduled", "completed", 0, 0.1),
+            ("manual", "completed", 0, 0.05), ("manual", "failed", 0, None),
+            ("scheduled", "running", 0, None)]:
+        finished_session(app, trigger, status, day_at(days_ago), cost)
+    client = browser_client(app)
+    assert client.get("/api/v1/stats").json == {
+        "sessions_today": 4, "sessions_30d": 9, "failures_30d": 3, "success_rate_30d": 50.0,
+        "cost_today_usd": 0.15, "cost_30d_usd": 1.38, "running": 0,
+        "services_down": 2, "services_degraded": 1, "services_unknown": 1,
+        "services_healthy": 4, "services_stale": 2,
+        "last_check_at": day_at(0), "last_check_status": "running"}
+
+    stats = client.get("/").html.select_one("#stats")
+    totals = dict(zip([dt.text for dt in stats.select("dt")], [dd.text for dd in stats.select("dd")]))
+    assert totals == {"Sessions today": "4", "Sessions, 30 days": "9", "Failures, 30 days": "3",
+                      "Success rate": "50 %", "Cost today": "$0.1500", "Cost, 30 days": "$1.3800"}
+    for chart in stats.select("svg"):
+        assert chart["role"] == "img" and chart["aria-labelledby"] == chart.title["id"]
+        assert len(chart.select("g.day")) == 30
+    sessions_chart = stats.select_one("svg.chart-sessions")
+    today = sessions_chart.select("g.day")[-1]
+    assert today.title.text == f"{day_at(0)[:10]}: 4 sessions (2 completed, 1 failed, 1 running), $0.1500"
+    assert [(rect["class"], rect["height"]) for rect in today.select("rect")] == [
+        (["bar-slot"], "100"), (["bar-completed"], "50.0"), (["bar-failed"], "25.0"),
+        (["bar-running"], "25.0")]
+    assert sessions_chart.select("g.day")[0].title.text.endswith(": 1 session (1 completed), $1.0000")
+    assert stats.select_one(".stats-summary").text == (
+        "Last 30 days: 9 sessions, 3 failures, 50 % of the finished ones completed, $1.3800 in"
+        " all. Today (UTC): 4 sessions, $0.1500.")
+
+    finished_session(app, "manual", "completed", day_at(0, "00:00:02"), 0.25)
+    assert client.get("/api/v1/stats").json["sessions_today"] == 5
+
+
+def test_the_stats_of_an_empty_database_are_zeros_and_no_rate(make_app):
+    client = browser_client(make_app(start=False))
+    stats = client.get("/api/v1/stats").json
+    assert (stats["sessions_30d"], stats["success_rate_30d"], stats["cost_30d_usd"]) == (0, None, 0)
+    assert (stats["last_check_at"], stats["last_check_status"]) == (None, None)
+    assert "0 sessions, 0 failures, — of the finished ones" in client.get("/").text
+
+
+def test_absurd_costs_a_cli_reported_still_add_up_to_a_number(make_app):
+    app = make_app(start=False)
+    for _ in range(2):
+        finished_session(app, "scheduled", "completed", day_at(0), 1e308)
+    response = browser_client(app).get("/api/v1/stats")
+    assert "Infinity" not in response.text
+    assert response.json["cost_30d_usd"] == claude_ops.MAX_SHOWN_COST_USD
+
+
+def test_the_stats_take_the_api_token_and_refuse_strangers(make_app):
+    app = make_app(start=False, password="correct horse", api_token="t0ken-for-homepage")
+    client = browser_client(app)
+    client.get("/api/v1/stats", status=401)
+    stats = client.get("/api/v1/stats", headers={"Authorization": "Bearer t0ken-for-homepage"})
+    assert stats.content_type == "application/json" and stats.json["sessions_30d"] == 0
+    client.get("/api/v1/stats", headers={"Host": "evil.example"}, status=403)
+
+
+def png_size(body):
+    assert body[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(body[16:20], "big"), int.from_bytes(body[20:24], "big")
+
+
+def test_the_web_app_manifest_names_the_app_and_its_icons(make_app):
+    app = make_app(start=False, password="correct horse")
+    client = browser_client(app)
+    auth = {"Authorization": basic("correct horse")}
+    client.get("/manifest.webmanifest", status=401)
+    client.get("/manifest.webmanifest", headers={**auth, "Host": "evil.example"}, status=403)
+    response = client.get("/manifest.webmanifest", headers=auth)
+    assert response.content_type == "application/manifest+json"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    manifest = json.loads(response.text)
+    assert (manifest["name"], manifest["start_url"], manifest["display"]) == (
+        "claude-ops", "/", "standalone")
+    assert manifest["theme_color"] and manifest["background_color"] and manifest["short_name"]
+    for icon in manifest["icons"]:
+        body = client.get(icon["src"], headers=auth)
+        assert body.content_type == icon["type"]
+        if icon["type"] == "image/png":
+            assert "%dx%d" % png_size(body.body) == icon["sizes"]
+    assert {icon["sizes"] for icon in manifest["icons"]} == {"any", "192x192", "512x512"}
+    page = client.get("/", headers=auth).html
+    assert page.select_one("link[rel=manifest]")["href"] == "/manifest.webmanifest"
+    assert page.select("meta[name=theme-color]")
 
 
 def test_the_history_is_newest_first_paginated_with_trigger_badges(make_app):
@@ -1014,7 +1222,7 @@ def test_unknown_pages_are_404_pages(make_app, path):
 
 def test_a_fault_in_a_handler_is_a_500_page_without_a_traceback(make_app, monkeypatch):
     app = make_app()
-    monkeypatch.setattr(app.store, "latest_session", lambda: 1 / 0)
+    monkeypatch.setattr(app.store, "latest_session", lambda *triggers: 1 / 0)
     page = browser_client(app).get("/", status=500, expect_errors=True)
     assert "Something went wrong" in page.text
     assert "Traceback" not in page.text and "ZeroDivisionError" not in page.text
@@ -1110,6 +1318,33 @@ def test_a_password_guards_everything_but_health(make_app, fake):
 
 # In a real browser ################################################################################
 # Debian's Chromium driven by Playwright, the app in a subprocess as a user runs it.
+
+@pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["375", "1280"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_dashboard_of_eight_services_fits_a_phone_with_run_now_first(
+        app_process, open_page, tmp_path, viewport, scheme):
+    app = app_process(CLAUDEOPS_INTERVAL="600")
+    services = {name: {"status": status, **({} if minutes is None else
+                                             {"last_checked": iso_ago(seconds=int(minutes * 60))})}
+                for name, (status, minutes) in EIGHT_SERVICES.items()}
+    (tmp_path / "state" / "cooldown.json").write_text(json.dumps({"services": services}))
+    browser_page = open_page(viewport)
+    page = browser_page.page
+    page.emulate_media(color_scheme=scheme)
+    page.goto(app.url + "/")
+    grid, run_now = page.locator(".service-grid").bounding_box(), page.locator(".run-now").bounding_box()
+    headline = page.locator(".headline h1").bounding_box()
+    if viewport is PHONE:
+        assert headline["y"] < run_now["y"] < grid["y"] and grid["height"] < 700
+    else:
+        assert run_now["y"] < grid["y"] and run_now["x"] > headline["x"]
+    assert page.inner_text(".headline h1 time") == "3 min ago"
+    assert page.locator(".stale-badge").count() == 2
+    assert page.locator("svg.chart-sessions g.day").count() == 30
+    page.screenshot(path=str(tmp_path / f"dashboard-{viewport['width']}-{scheme}.png"), full_page=True)
+    assert not browser_page.scrolls_sideways()
+    assert unexpected_console_errors(browser_page) == [] and browser_page.foreign_requests() == []
+
 
 def test_run_now_in_the_browser_lands_on_the_session_and_shows_409_and_400(
         app_process, fake, open_page, tmp_path):
@@ -2090,7 +2325,7 @@ def test_the_bundle_serves_every_page_and_runs_a_session_on_debians_python(bundl
     wait_for(lambda: json.loads(fetch(url + "/api/v1/sessions/1")[1])["status"] != "running",
              message="the session to end")
     assert json.loads(fetch(url + "/api/v1/sessions/1")[1])["status"] == "completed"
-    for path in ["/", "/sessions", "/sessions/1", "/cooldowns"]:
+    for path in ["/", "/sessions", "/sessions/1", "/cooldowns", "/manifest.webmanifest"]:
         status, body = fetch(url + path)
         assert status == 200, (path, body[:300])
         assert b"claude-ops" in body

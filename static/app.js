@@ -1,4 +1,4 @@
-// Small behaviours htmx does not cover: local times, and a live transcript that follows its end.
+// Small behaviours htmx does not cover: local and relative times, and a live transcript that follows its end.
 (function () {
   "use strict";
   // Short enough for a phone's table cell; the year only when it is not this one.
@@ -11,10 +11,31 @@
 
   function showLocalTimes(root) {
     var year = new Date().getFullYear();
-    root.querySelectorAll("time[datetime]").forEach(function (element) {
+    root.querySelectorAll("time[datetime]:not([data-ago])").forEach(function (element) {
       var moment = new Date(element.getAttribute("datetime"));
       if (!isNaN(moment)) {
         element.textContent = (moment.getFullYear() === year ? thisYear : otherYear).format(moment);
+        element.title = moment.toString();
+      }
+    });
+  }
+
+  // "4 min ago", as claude_ops.ago_text says it, kept current while the page stays open.
+  function agoText(seconds) {
+    if (seconds < 60) return "just now";
+    if (seconds >= 86400) {
+      var days = Math.floor(seconds / 86400);
+      return days + (days === 1 ? " day ago" : " days ago");
+    }
+    return seconds >= 3600 ? Math.floor(seconds / 3600) + " h ago" : Math.floor(seconds / 60) + " min ago";
+  }
+
+  function showAgoTimes(root) {
+    var now = Date.now();
+    root.querySelectorAll("time[data-ago]").forEach(function (element) {
+      var moment = new Date(element.getAttribute("datetime"));
+      if (!isNaN(moment)) {
+        element.textContent = agoText(Math.max(0, (now - moment) / 1000));
         element.title = moment.toString();
       }
     });
@@ -29,10 +50,15 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     showLocalTimes(document);
+    showAgoTimes(document);
+    setInterval(function () { showAgoTimes(document); }, 30000);
     var box = document.getElementById("transcript");
     if (box && box.hasAttribute("sse-connect")) box.scrollTop = box.scrollHeight;
   });
-  document.addEventListener("htmx:afterSwap", function (event) { showLocalTimes(event.target); });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    showLocalTimes(event.target);
+    showAgoTimes(event.target);
+  });
   document.addEventListener("htmx:sseBeforeMessage", function (event) {
     following = nearEnd(event.target);
   });

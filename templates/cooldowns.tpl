@@ -7,7 +7,7 @@
   % if not services and not cooldown_problem:
   <p class="empty">No services recorded yet.</p>
   % elif services:
-  <div class="table-scroll" tabindex="0" role="region" aria-label="Cooldowns table"><table class="cooldown-table">
+  <div class="table-scroll" tabindex="0" role="region" aria-label="Cooldowns per service"><table class="cooldown-table">
     <thead><tr><th>Service</th><th>Status</th>
     % for limit in cooldown_limits:
     <th>{{limit.heading}}</th>

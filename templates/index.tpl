@@ -1,35 +1,13 @@
+<div class="dashboard">
 % for warning in warnings:
-<div class="banner banner-warn" role="alert">{{warning}}</div>
+<div class="banner banner-warn dashboard-wide" role="alert">{{warning}}</div>
 % end
 % if dry_run:
-<div class="banner banner-info">Dry run: sessions are told to observe and report, and change nothing.</div>
+<div class="banner banner-info dashboard-wide">Dry run: sessions are told to observe and report, and change nothing.</div>
 % end
-<section class="card">
-  <div class="card-head"><h2>Services</h2><a href="/cooldowns">Cooldowns</a></div>
-  % if cooldown_problem:
-  <p class="notice">{{cooldown_problem}}</p>
-  % end
-  % if not services and not cooldown_problem:
-  <p class="empty">No services recorded yet. Each session checks the homelab and records every service it finds in cooldown.json; they show here after the first session.</p>
-  % elif services:
-  <div class="service-grid">
-    % for service in services:
-    <article class="service-tile health-{{service.health}}">
-      <h3>{{service.name}}</h3>
-      {{!partial('health_badge', service=service)}}
-      <dl>
-        % for limit, count in service.recent:
-        <dt>{{limit.heading}}</dt><dd>{{!partial('cooldown_count', limit=limit, count=count)}}</dd>
-        % end
-        <dt>Last check</dt><dd>{{!local_time(service.last_checked)}}</dd>
-      </dl>
-    </article>
-    % end
-  </div>
-  % end
-</section>
+{{!partial('health_headline', glance=glance, cooldown_problem=cooldown_problem, next_run_at=next_run_at, running_trigger=running_trigger)}}
 
-<section class="card">
+<section class="card run-now">
   <h2>Run now</h2>
   <form class="trigger-form" method="post" action="/sessions/trigger" hx-post="/sessions/trigger" hx-target="#trigger-result" hx-swap="innerHTML" hx-disabled-elt="find button">
     <label for="prompt" class="visually-hidden">Prompt</label>
@@ -42,31 +20,17 @@
   </form>
 </section>
 
-<section class="card">
-  <div class="card-head"><h2>Latest session</h2><a href="/sessions">All sessions</a></div>
-  % if latest is None:
-  <p class="empty">No session yet.</p>
-  % else:
-  <a class="latest" href="/sessions/{{latest.id}}">
-    <span class="latest-title">#{{latest.id}}
-      {{!partial('trigger_badge', session=latest)}}
-      {{!partial('status_badge', session=latest)}}
-    </span>
-    <span class="latest-meta">{{!latest.started}} · {{latest.duration}} · {{latest.cost}}</span>
-    % if latest.summary:
-    <span class="latest-summary">{{latest.summary}}</span>
-    % end
-  </a>
-  % end
+{{!partial('service_grid', glance=glance, cooldown_problem=cooldown_problem)}}
+
+<section class="card latest-check">
+  <div class="card-head"><h2>Last health check</h2><a href="/sessions">All sessions</a></div>
+  {{!partial('latest_session', session=check, empty='No scheduled health check yet.')}}
 </section>
 
-<section class="card next-run">
-  <h2>Next scheduled run</h2>
-  % if next_run_at is not None:
-  <p>{{!local_time(next_run_at)}} <span class="hint">· every {{interval}} after the last one ends</span></p>
-  % elif running_trigger == 'scheduled':
-  <p>{{interval}} after the running session ends.</p>
-  % else:
-  <p>Right after the running session ends.</p>
-  % end
+<section class="card latest-other">
+  <div class="card-head"><h2>Latest other session</h2></div>
+  {{!partial('latest_session', session=other, empty='No manual or alert session yet.')}}
 </section>
+
+{{!partial('stats', stats=stats, session_bars=session_bars, cost_bars=cost_bars)}}
+</div>

@@ -8,6 +8,10 @@
 <title>{{title}} · claude-ops</title>
 <link rel="stylesheet" href="/static/style.css">
 <link rel="icon" href="/static/icon.svg" type="image/svg+xml">
+<link rel="apple-touch-icon" href="/static/icon-192.png">
+<link rel="manifest" href="/manifest.webmanifest" crossorigin="use-credentials">
+<meta name="theme-color" content="#ffffff" media="(prefers-color-scheme: light)">
+<meta name="theme-color" content="#201f1d" media="(prefers-color-scheme: dark)">
 <script src="/static/htmx-2.0.11.min.js" defer></script>
 <script src="/static/htmx-ext-sse-2.2.4.min.js" defer></script>
 <script src="/static/app.js" defer></script>
