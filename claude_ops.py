@@ -13,6 +13,7 @@ import base64
 import datetime
 import errno
 import fcntl
+import functools
 import hmac
 import html
 import importlib.metadata
@@ -45,6 +46,7 @@ import gevent.pool
 import gevent.pywsgi
 import gevent.queue
 import gevent.subprocess
+import markdown_it
 
 log = logging.getLogger("claude-ops")
 
@@ -972,6 +974,8 @@ class CooldownFile:
 DISPLAY_TEXT_CHARS = 20000
 THINKING_CHARS = 2000
 TOOL_RESULT_PREVIEW_CHARS = 400
+TOOL_RESULT_PREVIEW_LINES = 4
+TOOL_RESULT_CHARS = 64 * 1024  # a tool's output folds open to this much; the raw log has it all
 TOOL_INPUT_GIST_CHARS = 300
 DETAIL_CHARS = 300
 TRANSCRIPT_PAGE_LINES = 2000
@@ -980,11 +984,50 @@ MAX_SHOWN_COST_USD = 10_000
 MAX_SHOWN_DURATION_S = 366 * 24 * 3600
 MAX_SHOWN_TURNS = 100_000
 NOTHING = "—"  # what a page or a message shows for a value a session does not have
+MARKDOWN_SCHEMES = ("http:", "https:", "mailto:")
 
 
 def shorten(text, limit):
     text = text.strip()
     return text if len(text) <= limit else text[:limit].rstrip() + " …"
+
+
+def markdown_renderer():
+    """CommonMark, as the agent writes it (headings, lists, code) and as its terminal shows it,
+    plus tables. Raw HTML is escaped, links go only to MARKDOWN_SCHEMES, and images are off: a
+    picture would be a request to wherever the text says."""
+    renderer = markdown_it.MarkdownIt("commonmark", {"html": False})
+    renderer.enable(["table", "strikethrough"]).disable("image")
+    renderer.validateLink = lambda url: url.strip().lower().startswith(MARKDOWN_SCHEMES)
+    return renderer
+
+
+MARKDOWN = markdown_renderer()
+
+
+def rendered_markdown(text):
+    """HTML that can go into a page as it is; long texts are cut first, as the transcript cuts
+    them, so that one answer cannot hold the event loop for long."""
+    return MARKDOWN.render(shorten(text, DISPLAY_TEXT_CHARS)).strip()
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A tool's output in full (up to TOOL_RESULT_CHARS), opened from its first lines."""
+    text: str
+    size: str          # what the closed fold says it holds
+    rest: str | None   # what the raw log has beyond the cap
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One part of a transcript line. `kind` picks its style; `html`, safely rendered Markdown,
+    is shown in place of `text`; `fold` opens to the whole of what `text` begins."""
+    kind: str
+    label: str
+    text: str
+    html: str | None = None
+    fold: Fold | None = None
 
 
 def tool_gist(tool_input):
@@ -1013,9 +1056,9 @@ def tool_result_text(content):
 
 def started_entries(event):
     tools = event.get("tools") or []
-    return [("system", "started",
-             f"model {event.get('model', '?')} · {len(tools)} tools · cwd {event.get('cwd', '?')}"
-             f" · Claude Code {event.get('claude_code_version', '?')}")]
+    return [Entry("system", "started",
+                  f"model {event.get('model', '?')} · {len(tools)} tools · cwd"
+                  f" {event.get('cwd', '?')} · Claude Code {event.get('claude_code_version', '?')}")]
 
 
 def api_retry_entries(event):
@@ -1023,40 +1066,64 @@ def api_retry_entries(event):
     error = event.get("error")
     if isinstance(error, dict):
         error = error.get("message") or json.dumps(error, ensure_ascii=False)
-    return [("retry", "API retry",
-             f"attempt {event.get('attempt', '?')} of {event.get('max_retries', '?')},"
-             f" next in {delay_s:.1f} s: {shorten(str(error or 'no detail'), DETAIL_CHARS)}")]
+    return [Entry("retry", "API retry",
+                  f"attempt {event.get('attempt', '?')} of {event.get('max_retries', '?')},"
+                  f" next in {delay_s:.1f} s: {shorten(str(error or 'no detail'), DETAIL_CHARS)}")]
 
 
 def permission_denied_entries(event):
     reason = event.get("message") or event.get("decision_reason") or ""
-    return [("tool-error", "denied",
-             f"{event.get('tool_name', 'a tool')}: {shorten(str(reason), DETAIL_CHARS)}")]
+    return [Entry("tool-error", "denied",
+                  f"{event.get('tool_name', 'a tool')}: {shorten(str(reason), DETAIL_CHARS)}")]
 
 
 def other_system_entries(event):
-    return [("system", "system", str(event.get("subtype") or "event"))]
+    return [Entry("system", "system", str(event.get("subtype") or "event"))]
 
 
 def text_block(role, block):
     text = block.get("text", "")
-    return (role, role, shorten(text, DISPLAY_TEXT_CHARS)) if text.strip() else None
+    if not text.strip():
+        return None
+    # The assistant writes Markdown; what the user side sends (a prompt) is shown as it is.
+    html_text = rendered_markdown(text) if role == "assistant" else None
+    return Entry(role, role, shorten(text, DISPLAY_TEXT_CHARS), html=html_text)
 
 
 def thinking_block(role, block):
     thinking = block.get("thinking", "")
-    return ("thinking", "thinking", shorten(thinking, THINKING_CHARS)) if thinking.strip() else None
+    return Entry("thinking", "thinking", shorten(thinking, THINKING_CHARS)) if thinking.strip() \
+        else None
 
 
 def tool_use_block(role, block):
-    return ("tool", str(block.get("name", "tool")), tool_gist(block.get("input")))
+    return Entry("tool", str(block.get("name", "tool")), tool_gist(block.get("input")))
+
+
+def output_preview(output):
+    """The first lines of a tool's output, marked as a beginning when there is more."""
+    head = "\n".join(output.split("\n", TOOL_RESULT_PREVIEW_LINES)[:TOOL_RESULT_PREVIEW_LINES])
+    if head == output and len(output) <= TOOL_RESULT_PREVIEW_CHARS:
+        return output
+    return head[:TOOL_RESULT_PREVIEW_CHARS].rstrip() + " …"
+
+
+def output_fold(output):
+    lines = plural(output.count("\n") + 1, "line")
+    if len(output) <= TOOL_RESULT_CHARS:
+        return Fold(output, f"all {lines}", None)
+    return Fold(output[:TOOL_RESULT_CHARS], f"{lines}, the first {TOOL_RESULT_CHARS:,} characters",
+                f"… {len(output) - TOOL_RESULT_CHARS:,} more characters are in the raw log.")
 
 
 def tool_result_block(role, block):
-    preview = shorten(tool_result_text(block.get("content")), TOOL_RESULT_PREVIEW_CHARS)
-    if block.get("is_error"):
-        return ("tool-error", "tool error", preview or "(no output)")
-    return ("tool-result", "output", preview or "(no output)")
+    kind, label = ("tool-error", "tool error") if block.get("is_error") \
+        else ("tool-result", "output")
+    output = tool_result_text(block.get("content")).strip()
+    preview = output_preview(output)
+    if preview == output:
+        return Entry(kind, label, output or "(no output)")
+    return Entry(kind, label, preview, fold=output_fold(output))
 
 
 BLOCK_RENDERERS = {"text": text_block, "thinking": thinking_block, "tool_use": tool_use_block,
@@ -1114,8 +1181,18 @@ def session_duration(session):
     return NOTHING
 
 
+def result_outcome(event):
+    """The first word of the result line. The CLI says "success" of some results it flags as
+    errors (an API failure), so is_error decides, and an error's subtype says which."""
+    subtype = str(event.get("subtype") or "done")
+    if not event.get("is_error"):
+        return subtype
+    return "failed: " + subtype.removeprefix("error_").replace("_", " ") \
+        if subtype.startswith("error_") else "failed"
+
+
 def result_entries(event):
-    parts = [str(event.get("subtype") or "done")]
+    parts = [result_outcome(event)]
     turns, duration_ms = turn_count(event.get("num_turns")), number_or_none(event.get("duration_ms"))
     if turns is not None:
         parts.append(plural(turns, "turn"))
@@ -1124,7 +1201,8 @@ def result_entries(event):
     parts += [figure for figure in figures if figure != NOTHING]
     if event.get("permission_denials"):
         parts.append(plural(len(event["permission_denials"]), "tool call") + " denied")
-    return [("result-error" if event.get("is_error") else "result", "result", " · ".join(parts))]
+    return [Entry("result-error" if event.get("is_error") else "result", "result",
+                  " · ".join(parts))]
 
 
 # Keyed by (type, subtype); (type, None) serves every subtype without its own renderer.
@@ -1143,25 +1221,36 @@ def describe_record(record):
     """The readable entries of one log record; none for what a reader does not need."""
     stream, line = record.get("stream"), record.get("line", "")
     if stream == "app":
-        return [("app", "claude-ops", line)]
+        return [Entry("app", "claude-ops", line)]
     if stream == "stderr":
-        return [("stderr", "stderr", shorten(line, DISPLAY_TEXT_CHARS))]
+        return [Entry("stderr", "stderr", shorten(line, DISPLAY_TEXT_CHARS))]
     try:
         event = json.loads(line)
     except ValueError:
         event = None
     if not isinstance(event, dict):
-        return [("text", "output", shorten(line, DISPLAY_TEXT_CHARS))] if line.strip() else []
+        return [Entry("text", "output", shorten(line, DISPLAY_TEXT_CHARS))] if line.strip() else []
     kind, subtype = event.get("type"), event.get("subtype")
     renderer = EVENT_RENDERERS.get((kind, subtype)) or EVENT_RENDERERS.get((kind, None))
     return renderer(event) if renderer else []
 
 
-def render_transcript_line(templates, record, number):
+# Where the session's page shows the final response, the assistant's text that is that response
+# points up to it rather than repeating it.
+RESPONSE_POINTER = Entry("assistant", "assistant", "The final response, shown above.",
+                         html='<p><a href="#response">The final response</a>, shown above.</p>')
+
+
+def render_transcript_line(templates, record, number, response=None):
+    """A log record as its transcript line; `response`: the final response the page shows."""
     try:
         entries = describe_record(record)
     except (AttributeError, TypeError, ValueError, KeyError):  # valid JSON of an unexpected shape
-        entries = [("text", "output", shorten(str(record.get("line", "")), DISPLAY_TEXT_CHARS))]
+        entries = [Entry("text", "output", shorten(str(record.get("line", "")),
+                                                   DISPLAY_TEXT_CHARS))]
+    if response:
+        entries = [RESPONSE_POINTER if entry.kind == "assistant" and entry.text == response
+                   else entry for entry in entries]
     return templates.render("transcript_line", number=number, entries=entries) if entries else None
 
 
@@ -1198,13 +1287,15 @@ def count_lines(path):
         return 0
 
 
-def last_lines(templates, path, count=TRANSCRIPT_PAGE_LINES):
-    """The last `count` lines of a log rendered: (lines, how many came before, the last number)."""
+def last_lines(templates, path, count=TRANSCRIPT_PAGE_LINES, response=None):
+    """The last `count` lines of a log rendered: (lines, how many came before, the last number).
+    `response`: the final response, which the page shows above them."""
     total = count_lines(path)
     skipped = max(0, total - count)
+    shown_response = response and shorten(response, DISPLAY_TEXT_CHARS)
     lines = []
     for number, record in read_log(path, after=skipped, upto=total):
-        rendered = render_transcript_line(templates, record, number)
+        rendered = render_transcript_line(templates, record, number, shown_response)
         if rendered:
             lines.append(rendered)
     return lines, skipped, total
@@ -2514,6 +2605,13 @@ class SessionView:
         text = self.error or self.response or self.row["prompt_text"] or ""
         return shorten(text, SUMMARY_CHARS) if text else ""
 
+    @functools.cached_property
+    def response_html(self):
+        """The response rendered, unless it is only the error the page shows already."""
+        if not self.response or (self.error and self.response.strip() in self.error):
+            return None
+        return rendered_markdown(self.response)
+
 
 def tier_number(value):
     """A tier from a form field or a JSON value: digits become a number; anything else is left as
@@ -2949,7 +3047,8 @@ class Web:
     def session_page(self, session_id):
         session = self.load_session(session_id)
         path = self.log_path(session)
-        lines, skipped, upto = last_lines(self.templates, path) if path else ([], 0, 0)
+        lines, skipped, upto = last_lines(self.templates, path, response=session["response"]) \
+            if path else ([], 0, 0)
         session_id = session["id"]
         return self.page("session", f"Session {session_id}", session=self.session_view(session),
                          notifications=self.store.notifications(session_id),
@@ -2971,11 +3070,16 @@ class Web:
                             self.log_path(session), session_number(resume) or 0)
 
     def session_log(self, session_id):
-        path = self.log_path(self.load_session(session_id))
+        session = self.load_session(session_id)
+        path = self.log_path(session)
         if path is None or not os.path.exists(path):
             refuse(404, "This session's log file is gone (see CLAUDEOPS_RETENTION_DAYS).")
-        return bottle.static_file(os.path.basename(path), root=self.config.results_dir,
-                                  mimetype="text/plain", charset="utf-8")
+        log_file = bottle.static_file(os.path.basename(path), root=self.config.results_dir,
+                                      mimetype="text/plain", charset="utf-8")
+        # One JSON record a line: shown as text in the browser, saved under a name that says whose.
+        log_file.set_header("Content-Disposition",
+                            f'inline; filename="claude-ops-session-{session["id"]}.jsonl"')
+        return log_file
 
     def cooldowns_page(self):
         services, problem = self.cooldowns.read()
@@ -3412,7 +3516,7 @@ def is_loopback(host):
 
 # The one-file bundle holds what the app imports beside the standard library and gevent (with its
 # compiled greenlet and zope.*, which come from the system's packages or a venv where it runs).
-BUNDLED_DISTRIBUTIONS = ("bottle",)
+BUNDLED_DISTRIBUTIONS = ("bottle", "markdown-it-py")
 BUNDLE_FILE = "claude-ops.pyz"
 BUNDLE_FOLDERS = ("templates", "static")
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")

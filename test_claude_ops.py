@@ -279,6 +279,113 @@ def test_cli_output_is_escaped_in_sse_messages(run_session):
     client.close()
 
 
+HOSTILE_MARKDOWN = """## Homelab health
+
+| service | status |
+|---|---|
+| jellyfin | **down** |
+| pihole | healthy |
+
+- restarted `jellyfin` once
+- see [the runbook](https://wiki.example/jellyfin) or [mail](mailto:ops@example.com)
+
+```sh
+docker ps
+```
+
+<script>alert(1)</script>
+<img src=x onerror="alert(2)">
+<iframe src="https://example.com/frame"></iframe>
+<b onclick="alert(3)">bold</b> <a href="javascript:alert(4)">raw link</a>
+[js](javascript:alert(5)) [mixed case](JaVaScRiPt:alert(6)) [spaced]( javascript:alert(7))
+[data](data:text/html;base64,PHNjcmlwdD5hbGVydCg4KTwvc2NyaXB0Pg==) <javascript:alert(9)>
+[relative](/sessions/1) ![picture](https://example.com/x.png)"""
+
+
+def assert_inert(block):
+    """Nothing in a block of rendered Markdown runs, loads or links anywhere but http(s)/mailto."""
+    assert block.select("script, img, iframe, object, embed, style, b, [onerror], [onclick]") == []
+    hrefs = [a["href"] for a in block.select("a")]
+    assert hrefs == ["https://wiki.example/jellyfin", "mailto:ops@example.com",
+                     "https://example.com/x.png"], hrefs
+    text = block.text
+    assert "<script>alert(1)</script>" in text and "[js](javascript:alert(5))" in text
+    assert "<javascript:alert(9)>" in text and "[relative](/sessions/1)" in text
+
+
+def test_markdown_renders_tables_lists_and_code_and_nothing_that_runs(run_session):
+    app, _ = run_session([{"print": INIT},
+                          {"print": assistant_text(HOSTILE_MARKDOWN + "\n\nMore.")},
+                          {"print": assistant_text(HOSTILE_MARKDOWN)},
+                          {"print": result(HOSTILE_MARKDOWN)}], prompt="x")
+    page = browser_client(app).get("/sessions/1").html
+    response = page.select_one("#response .response")
+    assistant = page.select("#transcript .entry-assistant .markdown")
+    latest = browser_client(app).get("/").html.select_one(".response-fold .response")
+    for block in (response, assistant[0], latest):
+        assert_inert(block)
+        assert [th.text for th in block.select("table thead th")] == ["service", "status"]
+        assert [td.text for td in block.select("table tbody td")] == [
+            "jellyfin", "down", "pihole", "healthy"]
+        assert block.select_one("table strong").text == "down"
+        assert block.select_one("h2").text == "Homelab health"
+        assert [li.text for li in block.select("ul > li")][0] == "restarted jellyfin once"
+        assert block.select_one("pre code").text == "docker ps\n"
+    # The text that is the final response is shown once, above, and the transcript points there.
+    assert len(assistant) == 2 and assistant[1].text == "The final response, shown above."
+    assert assistant[1].a["href"] == "#response"
+
+
+def test_a_long_response_is_shown_whole_on_the_dashboard_not_cut_in_a_table(run_session):
+    rows = "\n".join(f"| service-{number} | healthy |" for number in range(40))
+    answer = f"## All clear\n\n| service | status |\n|---|---|\n{rows}\n\nNothing to do."
+    app, _ = run_session([{"print": INIT}, {"print": result(answer)}], prompt="x")
+    latest = browser_client(app).get("/").html.select_one(".response-fold")
+    assert (latest["tabindex"], latest["role"]) == ("0", "region")
+    assert len(latest.select("tbody tr")) == 40 and latest.select("p")[-1].text == "Nothing to do."
+
+
+def test_tool_output_folds_open_to_its_whole_text_up_to_a_cap(run_session):
+    cap = claude_ops.TOOL_RESULT_CHARS
+    lines = "\n".join(f"CONTAINER {number} Up 3 hours" for number in range(30))
+    outputs = ["HTTP/1.1 200 OK", lines, "y" * (cap + 500)]
+    app, _ = run_session([{"print": INIT}] + [
+        {"print": {"type": "user", "message": {"content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": output}]}}}
+        for output in outputs] + [{"print": result()}], prompt="x")
+    entries = browser_client(app).get("/sessions/1").html.select("#transcript .entry-tool-result")
+    short, listing, huge = entries
+    assert short.select_one(".text").text == "HTTP/1.1 200 OK" and short.details is None
+    assert listing.select_one("summary .fold-preview").text == (
+        "CONTAINER 0 Up 3 hours\nCONTAINER 1 Up 3 hours\nCONTAINER 2 Up 3 hours\n"
+        "CONTAINER 3 Up 3 hours …")
+    assert listing.select_one(".fold-size").text == "all 30 lines"
+    assert listing.select_one("details pre").text == lines
+    assert listing.select_one(".fold-rest") is None
+    assert huge.select_one("details pre").text == "y" * cap
+    assert huge.select_one(".fold-rest").text == "… 500 more characters are in the raw log."
+    assert huge.select_one(".fold-preview").text == "y" * claude_ops.TOOL_RESULT_PREVIEW_CHARS + " …"
+
+
+@pytest.mark.parametrize("ending, line", [
+    (result("API Error: 500", is_error=True), "failed · 2 turns · $0.0187 · 6.1 s"),
+    (result("", is_error=True, subtype="error_max_turns"),
+     "failed: max turns · 2 turns · $0.0187 · 6.1 s"),
+    (result("", is_error=True, subtype="error_during_execution"),
+     "failed: during execution · 2 turns · $0.0187 · 6.1 s"),
+], ids=["flagged", "max-turns", "error-subtype"])
+def test_a_failed_session_never_reads_success(run_session, ending, line):
+    app, session = run_session([{"print": INIT}, {"print": ending}], prompt="x")
+    assert session["status"] == "failed"
+    client = browser_client(app)
+    page = client.get("/sessions/1").html
+    assert page.select_one("#transcript .entry-result-error .text").text == line
+    assert page.select("#transcript .entry-result") == []
+    for html_page in (page, client.get("/").html, client.get("/sessions").html):
+        assert "success" not in html_page.get_text().lower()
+    assert page.select_one(".error-block strong").text == "Why it failed:"
+
+
 # Hub and SSE ######################################################################################
 # Every browser following a session gets every line once, in order, then how it ended.
 
@@ -955,7 +1062,8 @@ def test_a_session_page_shows_the_card_the_prompt_the_transcript_and_the_respons
     assert ("stderr", "warning: slow disk") in entries
     assert ("denied", "Bash: systemctl restart jellyfin needs approval") in entries
     assert ("result", "success · 2 turns · $0.0187 · 6.1 s") in entries
-    assert page.html.select_one(".response").text == "**Jellyfin** is up again."
+    assert page.html.select_one(".response").decode_contents() == (
+        "<p><strong>Jellyfin</strong> is up again.</p>")
 
 
 def test_a_long_transcript_shows_its_last_2000_lines_and_says_how_many_are_hidden(run_session):
@@ -978,6 +1086,14 @@ def test_a_failed_session_page_shows_why_and_a_scheduled_one_has_no_prompt_block
     assert page.html.select_one(".prompt-block") is None
     assert page.html.select_one(".error-block pre").text == session["error"]
     assert "Invalid API key" in session["error"]
+
+
+def test_the_raw_log_is_plain_text_under_a_name_that_says_whose(run_session):
+    app, _ = run_session(plan_ok(), prompt="x")
+    log_file = browser_client(app).get("/sessions/1/log")
+    assert log_file.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert log_file.headers["Content-Disposition"] == (
+        'inline; filename="claude-ops-session-1.jsonl"')
 
 
 def test_odd_numbers_in_urls_and_headers_are_not_faults(make_app):
@@ -1230,7 +1346,10 @@ def test_the_real_cli_answers_a_plain_question(run_real):
     assert "Is Jellyfin up?" in json.dumps(request["messages"])
     entries = transcript_entries(app)
     assert entries[1][0] == "started" and f"Claude Code {CLAUDE_CLI_VERSION}" in entries[1][1]
-    assert ("assistant", "Jellyfin is up: HTTP 200 on /health.") in entries
+    # The answer shows once, as the final response; its line in the transcript points there.
+    assert ("assistant", "The final response, shown above.") == entries[-3]
+    page = browser_client(app).get("/sessions/1").html
+    assert page.select_one("#response .response").text == "Jellyfin is up: HTTP 200 on /health."
     assert ("result", entries[-2][1]) == entries[-2] and entries[-2][1].startswith("success · 1 turn ·")
     with open(os.path.join(app.config.results_dir, session["log_file"])) as log_file:
         assert "sk-ant-test-not-a-real-key" not in log_file.read()
@@ -1250,7 +1369,7 @@ def test_the_real_cli_runs_a_bash_tool_call_and_answers_with_its_output(run_real
     entries = transcript_entries(app)
     assert ("Bash", "echo hello-from-tool") in entries
     assert ("output", "hello-from-tool") in entries
-    assert ("assistant", "The tool said hello-from-tool.") in entries
+    assert ("assistant", "The final response, shown above.") in entries
 
 
 @pytest.mark.parametrize("status, words", [(500, "500"), (529, "Overloaded")])
@@ -1744,7 +1863,8 @@ def build_bundle(folder):
     assert built.returncode == 0, built.stderr
     with zipfile.ZipFile(folder / "claude-ops.pyz") as archive:
         names = set(archive.namelist())
-    assert {"__main__.py", "bottle.py", "templates/index.tpl", "static/style.css"} <= names
+    assert {"__main__.py", "bottle.py", "markdown_it/__init__.py", "mdurl/__init__.py",
+            "templates/index.tpl", "static/style.css"} <= names
     assert not [name for name in names if name.endswith(".so") or name.startswith("gevent")]
 
 

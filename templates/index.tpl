@@ -53,10 +53,12 @@
       {{!partial('status_badge', session=latest)}}
     </span>
     <span class="latest-meta">{{!latest.started}} · {{latest.duration}} · {{latest.cost}}</span>
-    % if latest.summary:
-    <span class="latest-summary">{{latest.summary}}</span>
-    % end
   </a>
+  % if latest.response_html:
+  <div class="response-fold" tabindex="0" role="region" aria-label="Response of session {{latest.id}}">{{!partial('response', session=latest)}}</div>
+  % else:
+  <p class="latest-summary">{{latest.summary}}</p>
+  % end
   % end
 </section>
 
