@@ -623,15 +623,14 @@ class Store:
         return self.db.execute(
             f"SELECT {LISTED_COLUMNS} FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
 
-    def sessions_page(self, before_id=None, limit=SESSION_PAGE_SIZE):
-        """Newest first, keyset-paginated on id, so a page costs the same at any depth."""
-        if before_id is None:
-            rows = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions ORDER BY id DESC LIMIT ?",
-                                   (limit,))
-        else:
-            rows = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions WHERE id < ?"
-                                   " ORDER BY id DESC LIMIT ?", (before_id, limit))
-        return rows.fetchall()
+    def sessions_page(self, before_id=None, limit=SESSION_PAGE_SIZE, status=None, trigger=None):
+        """Newest first, keyset-paginated on id, so a page costs the same at any depth; only the
+        sessions of `status` and `trigger` when they are given."""
+        conditions = {"id < ?": before_id, "status = ?": status, "trigger = ?": trigger}
+        wanted = {condition: value for condition, value in conditions.items() if value is not None}
+        where = f"WHERE {' AND '.join(wanted)}" if wanted else ""
+        return self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions {where}"
+                               " ORDER BY id DESC LIMIT ?", (*wanted.values(), limit)).fetchall()
 
     def abandoned_process_groups(self):
         """The CLI process groups recorded on rows a dead process left `running`."""
@@ -2515,7 +2514,7 @@ SSE_RETRY_MS = 3000
 SSE_HEARTBEAT_S = 15
 SSE_CHUNK_BYTES = 64 * 1024
 SETUP_CHECK_S = 10
-SUMMARY_CHARS = 300
+SUMMARY_CHARS = 160
 CLI_VERSION_TIMEOUT_S = 10
 CLI_VERSION_CHECK_S = 300
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -2557,6 +2556,23 @@ def spoken_seconds(seconds):
         if seconds >= unit_s and seconds % unit_s == 0:
             return plural(seconds // unit_s, unit)
     return plural(seconds, "second")
+
+
+# What one line of a session's text drops of its Markdown: a heading's, list's or quote's marks
+# before it, emphasis and code marks in it, table rules.
+LINE_MARKS = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|[0-9]+[.)]\s+)")
+INLINE_MARKS = re.compile(r"[*_`~|]+")
+RULE_LINE = re.compile(r"[-:=\s]*")
+
+
+def text_line(text, limit):
+    """The start of a text as one line of plain words, its lines joined with a dot."""
+    parts = []
+    for line in text[:limit * 4].splitlines():  # enough for `limit` words, however it is laid out
+        words = " ".join(INLINE_MARKS.sub(" ", LINE_MARKS.sub("", line)).split())
+        if not RULE_LINE.fullmatch(words):
+            parts.append(words)
+    return shorten(" · ".join(parts), limit)
 
 
 class SessionView:
@@ -2601,9 +2617,10 @@ class SessionView:
 
     @property
     def summary(self):
-        """One short text that tells this session apart: why it failed, its answer, its prompt."""
-        text = self.error or self.response or self.row["prompt_text"] or ""
-        return shorten(text, SUMMARY_CHARS) if text else ""
+        """One line that tells this session apart: what the operator asked, else why it failed,
+        its answer, its prompt; what started it when it has none of those yet."""
+        text = self.operator_prompt or self.error or self.response or self.row["prompt_text"]
+        return text_line(text or "", SUMMARY_CHARS) or TRIGGERS.get(self.trigger, "").capitalize()
 
     @functools.cached_property
     def response_html(self):
@@ -2945,6 +2962,25 @@ def form_fields():
         refuse(400, "The form is not valid UTF-8.")
 
 
+def history_filters(query):
+    """The `status` and `trigger` a history page is narrowed to; None for any; 400 for a value
+    no session can have."""
+    filters = {}
+    for name, known in (("status", STATUSES), ("trigger", TRIGGERS)):
+        value = query.get(name, "").strip() or None
+        if value is not None and value not in known:
+            refuse(400, f"Unknown {name} {shorten(value, 40)!r}: one of {', '.join(known)}.")
+        filters[name] = value
+    return filters
+
+
+def history_url(filters, before=None):
+    """The address of a history page: its filters, and the id it starts below."""
+    query = {name: value for name, value in filters.items() if value}
+    query.update({"before": before} if before else {})
+    return "/sessions?" + urllib.parse.urlencode(query) if query else "/sessions"
+
+
 def created_session_id(started):
     """The id of the session a trigger started, or None if its row is not there yet; raises the
     TriggerRefused of a row that could not be created."""
@@ -3011,9 +3047,9 @@ class Web:
     def log_path(self, session):
         return os.path.join(self.config.results_dir, session["log_file"]) if session["log_file"] else None
 
-    def sessions_page(self, before_id):
+    def sessions_page(self, before_id, **filters):
         """A page of sessions and the id to ask for the next one with (None on the last page)."""
-        rows = self.store.sessions_page(before_id, SESSION_PAGE_SIZE + 1)
+        rows = self.store.sessions_page(before_id, SESSION_PAGE_SIZE + 1, **filters)
         page_rows = rows[:SESSION_PAGE_SIZE]
         return page_rows, page_rows[-1]["id"] if len(rows) > SESSION_PAGE_SIZE else None
 
@@ -3035,11 +3071,15 @@ class Web:
 
     def history(self):
         before_id = session_number(bottle.request.query.get("before", ""))
-        rows, older = self.sessions_page(before_id)
-        return self.fragment_or_page(200, "sessions_table", "Sessions",
-                                     sessions=[SessionView(row) for row in rows],
-                                     before_id=before_id, older_than=older,
-                                     polling=before_id is None and self.scheduler.busy)
+        filters = history_filters(bottle.request.query)
+        rows, older = self.sessions_page(before_id, **filters)
+        return self.fragment_or_page(
+            200, "sessions_table", "Sessions", sessions=[SessionView(row) for row in rows],
+            filters=filters, trigger_choices=list(TRIGGERS), this_page=history_url(filters),
+            status_choices=[(name, status.label) for name, status in STATUSES.items()],
+            newest=None if before_id is None else history_url(filters),
+            older=None if older is None else history_url(filters, older),
+            polling=before_id is None and self.scheduler.busy)
 
     def session_view(self, session):
         return SessionView(session, self.store.follow_ups(session["id"]))

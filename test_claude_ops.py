@@ -1096,6 +1096,69 @@ def test_the_raw_log_is_plain_text_under_a_name_that_says_whose(run_session):
         'inline; filename="claude-ops-session-1.jsonl"')
 
 
+def add_session(app, trigger, status, prompt=None, response=None, error=None):
+    session_id = app.store.insert_session(trigger=trigger, prompt_text=prompt, prompt_file="(ad-hoc)",
+                                          model="haiku", context="", started_at=iso_ago(minutes=5))
+    app.store.finish_session(session_id, status=status, response=response, error=error,
+                             ended_at=iso_ago(minutes=4))
+    return session_id
+
+
+def test_each_history_row_says_what_the_session_was_and_links_it_whole(make_app):
+    app = make_app()
+    add_session(app, "scheduled", "completed", response="## Homelab health\n\n"
+                "| service | status |\n|---|---|\n| **jellyfin** | down |")
+    add_session(app, "manual", "completed", prompt="Is <script>alert(1)</script> up?\nAnd the NAS?",
+                response="Yes.")
+    add_session(app, "alert", "failed", prompt="alerts...", error="exit code 1: " + "e" * 400)
+    app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="prompt.md",
+                             model="haiku", context="", started_at=iso_ago(minutes=1))
+    page = browser_client(app).get("/sessions")
+    links = page.html.select("tbody tr .summary-cell a.row-link")
+    assert [link["href"] for link in links] == [f"/sessions/{number}" for number in (4, 3, 2, 1)]
+    assert [link.text for link in links[:3]] == [
+        "The regular health check",
+        "exit code 1: " + "e" * (claude_ops.SUMMARY_CHARS - len("exit code 1: ")) + " …",
+        "Is <script>alert(1)</script> up? · And the NAS?"]
+    assert links[3].text == "Homelab health · service status · jellyfin down"
+    assert "<script>alert(1)" not in page.text and "&lt;script&gt;alert(1)" in page.text
+
+
+def test_the_history_filters_by_status_and_trigger_and_pages_within_them(make_app):
+    app = make_app()
+    for number in range(1, 201):
+        status = "failed" if number % 2 else "completed"
+        add_session(app, "alert" if number % 3 else "manual", status, prompt=f"p{number}")
+    client = browser_client(app)
+    ids = lambda page: [int(row.a.text[1:]) for row in page.html.select("tbody tr")]
+    wanted = [number for number in range(200, 0, -1) if number % 2 and number % 3]
+    first = client.get("/sessions?status=failed&trigger=alert")
+    assert ids(first) == wanted[:50]
+    form = first.html.select_one("form.history-filters")
+    assert form.select_one("select[name=status] option[selected]")["value"] == "failed"
+    assert form.select_one("select[name=trigger] option[selected]")["value"] == "alert"
+    older = first.html.select_one(".pager a:-soup-contains('Older')")["href"]
+    assert older == f"/sessions?status=failed&trigger=alert&before={wanted[49]}"
+    second = client.get(older)
+    assert ids(second) == wanted[50:] and second.html.select_one(".pager a")["href"] == (
+        "/sessions?status=failed&trigger=alert")
+    assert ids(client.get("/sessions?status=completed")) == list(range(200, 100, -2))
+    assert ids(client.get("/sessions?trigger=manual&status=")) == list(range(198, 48, -3))
+    assert "No session matches" in client.get("/sessions?status=timeout").text
+    fragment = client.get("/sessions?status=failed", headers={"HX-Request": "true"})
+    assert fragment.text.lstrip().startswith('<div id="sessions"') and "<html" not in fragment.text
+
+
+@pytest.mark.parametrize("query", ["status=success", "trigger=cron", "status=%3Cscript%3E",
+                                   "trigger=%C2%B2", "status=FAILED"])
+def test_a_history_filter_no_session_can_match_is_refused(make_app, query):
+    app = make_app()
+    add_session(app, "manual", "failed", prompt="p")
+    page = browser_client(app).get(f"/sessions?{query}", status=400)
+    assert "Unknown" in page.html.select_one(".error-page p").text
+    assert "<script>" not in page.text
+
+
 def test_odd_numbers_in_urls_and_headers_are_not_faults(make_app):
     client = browser_client(make_app())
     client.get("/sessions/%C2%B2", status=404)
@@ -1327,6 +1390,45 @@ def test_no_page_scrolls_sideways_or_errors(app_process, fake, open_page, tmp_pa
     assert "UTC" not in shown and "T" not in shown.split()[0]
     assert unexpected_console_errors(view, allowed_statuses=(404,)) == []
     assert view.foreign_requests() == []
+
+
+def test_tool_output_opens_rows_open_sessions_and_filters_apply_in_the_browser(
+        app_process, fake, open_page, tmp_path):
+    listing = "\n".join(f"CONTAINER {number} Up 3 hours" for number in range(30))
+    fake.plan([{"print": INIT}, {"print": {"type": "user", "message": {"content": [
+                  {"type": "tool_result", "tool_use_id": "t", "content": listing}]}}},
+               {"print": result("## Healthy\n\n| service | status |\n|---|---|\n| nas | up |")}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "check the NAS"})
+    wait_for(lambda: app.get("/api/v1/sessions/1")["status"] == "completed")
+    fake.plan([{"print": INIT}, {"print": result("API Error: 500", is_error=True)}])
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "and Jellyfin?"})
+    wait_for(lambda: app.get("/api/v1/sessions/2")["status"] == "failed")
+    view = open_page(LAPTOP)
+    page = view.page
+    page.goto(app.url + "/sessions/1")
+    fold = page.locator("#transcript details.fold")
+    assert not fold.locator("pre").is_visible() and fold.locator(".fold-preview").is_visible()
+    fold.locator("summary").click()
+    page.wait_for_function("document.querySelector('#transcript details.fold').open")
+    assert fold.locator("pre").inner_text() == listing
+    assert not fold.locator(".fold-preview").is_visible()
+    assert page.locator("#response table td").all_inner_texts() == ["nas", "up"]
+
+    page.goto(app.url + "/sessions")
+    # A click anywhere on the row, here on its status badge, opens the session.
+    badge = page.locator("tbody tr", has_text="check the NAS").locator(".status-badge").bounding_box()
+    page.mouse.click(badge["x"] + badge["width"] / 2, badge["y"] + badge["height"] / 2)
+    page.wait_for_url(app.url + "/sessions/1")
+    page.goto(app.url + "/sessions")
+    page.select_option("select[name=status]", "failed")
+    page.wait_for_url(app.url + "/sessions?status=failed&trigger=")
+    page.wait_for_function("document.querySelectorAll('tbody tr').length === 1")
+    assert page.inner_text("tbody tr .row-link") == "and Jellyfin?"
+    page.focus("tbody tr .row-link")
+    page.keyboard.press("Enter")
+    page.wait_for_url(app.url + "/sessions/2")
+    assert unexpected_console_errors(view) == [] and view.foreign_requests() == []
 
 
 # The genuine Claude Code CLI ######################################################################
