@@ -978,6 +978,7 @@ TOOL_RESULT_CHARS = 64 * 1024  # a tool's output folds open to this much; the ra
 TOOL_INPUT_GIST_CHARS = 300
 DETAIL_CHARS = 300
 TRANSCRIPT_PAGE_LINES = 2000
+PLAIN_CHUNK_ENTRIES = 500
 # Figures past these are shown as a bound or not at all: the CLI's result event can say anything.
 MAX_SHOWN_COST_USD = 10_000
 MAX_SHOWN_DURATION_S = 366 * 24 * 3600
@@ -1240,13 +1241,16 @@ RESPONSE_POINTER = Entry("assistant", "assistant", "The final response, shown ab
                          html='<p><a href="#response">The final response</a>, shown above.</p>')
 
 
+def record_entries(record):
+    try:
+        return describe_record(record)
+    except (AttributeError, TypeError, ValueError, KeyError):  # valid JSON of an unexpected shape
+        return [Entry("text", "output", shorten(str(record.get("line", "")), DISPLAY_TEXT_CHARS))]
+
+
 def render_transcript_line(templates, record, number, response=None):
     """A log record as its transcript line; `response`: the final response the page shows."""
-    try:
-        entries = describe_record(record)
-    except (AttributeError, TypeError, ValueError, KeyError):  # valid JSON of an unexpected shape
-        entries = [Entry("text", "output", shorten(str(record.get("line", "")),
-                                                   DISPLAY_TEXT_CHARS))]
+    entries = record_entries(record)
     if response:
         entries = [RESPONSE_POINTER if entry.kind == "assistant" and entry.text == response
                    else entry for entry in entries]
@@ -1298,6 +1302,22 @@ def last_lines(templates, path, count=TRANSCRIPT_PAGE_LINES, response=None):
         if rendered:
             lines.append(rendered)
     return lines, skipped, total
+
+
+def plain_transcript(path):
+    """A log as text to read or keep, an entry a line after its time (UTC), in chunks with a
+    pause between them: a long log must not hold the event loop."""
+    chunk = []
+    for number, record in read_log(path):
+        moment = str(record.get("t", ""))[11:19]
+        for entry in record_entries(record):
+            text = entry.fold.text if entry.fold else entry.text
+            chunk.append(f"{moment} {entry.label}: {text}\n")
+        if len(chunk) >= PLAIN_CHUNK_ENTRIES:
+            yield "".join(chunk).encode("utf-8")
+            chunk.clear()
+            gevent.idle()  # sleep(0) would run ready greenlets but not poll for new requests
+    yield "".join(chunk).encode("utf-8")
 
 
 def sse_message(number, html_text):
@@ -3109,17 +3129,29 @@ class Web:
         return event_stream(self.hub, self.store, self.templates, session["id"],
                             self.log_path(session), session_number(resume) or 0)
 
-    def session_log(self, session_id):
+    def kept_log(self, session_id):
+        """A session and the path of its log file; 404 once retention has deleted it."""
         session = self.load_session(session_id)
         path = self.log_path(session)
         if path is None or not os.path.exists(path):
             refuse(404, "This session's log file is gone (see CLAUDEOPS_RETENTION_DAYS).")
+        return session, path
+
+    def session_log(self, session_id):
+        session, path = self.kept_log(session_id)
         log_file = bottle.static_file(os.path.basename(path), root=self.config.results_dir,
                                       mimetype="text/plain", charset="utf-8")
         # One JSON record a line: shown as text in the browser, saved under a name that says whose.
         log_file.set_header("Content-Disposition",
                             f'inline; filename="claude-ops-session-{session["id"]}.jsonl"')
         return log_file
+
+    def session_text(self, session_id):
+        session, path = self.kept_log(session_id)
+        bottle.response.content_type = "text/plain; charset=utf-8"
+        bottle.response.set_header("Content-Disposition",
+                                   f'attachment; filename="claude-ops-session-{session["id"]}.txt"')
+        return plain_transcript(path)
 
     def cooldowns_page(self):
         services, problem = self.cooldowns.read()
@@ -3338,6 +3370,7 @@ ROUTES = (  # method, path, Web handler
     ("GET", "/sessions/<session_id>/summary", "session_summary"),
     ("GET", "/sessions/<session_id>/stream", "session_stream"),
     ("GET", "/sessions/<session_id>/log", "session_log"),
+    ("GET", "/sessions/<session_id>/transcript.txt", "session_text"),
     ("GET", "/cooldowns", "cooldowns_page"),
     ("GET", "/settings", "settings_page"),
     ("POST", "/settings/test-notification", "test_notification"),

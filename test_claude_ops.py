@@ -165,6 +165,7 @@ def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
     page = browser_client(app).get(f"/sessions/{old_id}")
     assert "deleted after the retention period" in page.text
     browser_client(app).get(f"/sessions/{old_id}/log", status=404)
+    browser_client(app).get(f"/sessions/{old_id}/transcript.txt", status=404)
     assert browser_client(app).get(f"/sessions/{new_id}/log").text.startswith('{"t"')
 
 
@@ -1088,12 +1089,31 @@ def test_a_failed_session_page_shows_why_and_a_scheduled_one_has_no_prompt_block
     assert "Invalid API key" in session["error"]
 
 
-def test_the_raw_log_is_plain_text_under_a_name_that_says_whose(run_session):
-    app, _ = run_session(plan_ok(), prompt="x")
-    log_file = browser_client(app).get("/sessions/1/log")
+def test_the_log_comes_raw_and_as_readable_text_under_names_that_say_whose(run_session):
+    listing = "\n".join(f"volume {number}: 61% used" for number in range(12))
+    app, session = run_session(plan_ok("**All** good.")[:-1] + [
+        {"print": {"type": "user", "message": {"content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": listing}]}}},
+        {"print": result("**All** good.")}], prompt="x")
+    client = browser_client(app)
+    log_file = client.get("/sessions/1/log")
     assert log_file.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert log_file.headers["Content-Disposition"] == (
         'inline; filename="claude-ops-session-1.jsonl"')
+    text = client.get("/sessions/1/transcript.txt")
+    assert text.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert text.headers["Content-Disposition"] == (
+        'attachment; filename="claude-ops-session-1.txt"')
+    lines = text.text.splitlines()
+    times = [record["t"][11:19] for record in log_records(app, session)]
+    assert lines[0] == f"{times[0]} claude-ops: manual session 1 started at tier 1 with model haiku"
+    assert f"{times[2]} assistant: Checking Jellyfin." in lines
+    assert f"{times[3]} Bash: curl -sI http://jellyfin:8096/health" in lines
+    assert f"{times[5]} output: volume 0: 61% used" in lines and "volume 11: 61% used" in lines
+    assert lines[-2] == f"{times[-2]} result: success · 2 turns · $0.0187 · 6.1 s"
+    page = client.get("/sessions/1").html
+    assert [a["href"] for a in page.select(".transcript-files a")] == [
+        "/sessions/1/transcript.txt", "/sessions/1/log"]
 
 
 def add_session(app, trigger, status, prompt=None, response=None, error=None):
@@ -3375,3 +3395,17 @@ def test_a_full_disk_fails_the_session_at_once_and_the_next_one_runs(make_app, f
     fake.plan(plan_ok())
     app.scheduler.trigger_adhoc("again, with room")
     assert wait_for(lambda: finished(app, 2))["status"] == "completed"
+
+
+def test_a_long_log_as_text_does_not_hold_the_event_loop(app_process, fake):
+    fake.plan([{"print": INIT}, {"flood_stdout": 40_000}, {"print": result()}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "flood"})
+    wait_for(lambda: app.get("/api/v1/sessions/1")["status"] == "completed", timeout=120,
+             message="the flood to end")
+    watch = HealthWatch(app)
+    with urllib.request.urlopen(app.url + "/sessions/1/transcript.txt", timeout=120) as text:
+        lines = text.read().decode().splitlines()
+    slowest = watch.stop()
+    assert len(lines) == 40_004 and lines[-3].endswith(" assistant: line 39999")
+    assert slowest < 0.5, f"health took {slowest:.3f} s while the text was made"

@@ -2,7 +2,7 @@
 % for entry in entries:
 <div class="entry entry-{{entry.kind}}"><span class="label">{{entry.label}}</span>\\
 % if entry.fold:
-<details class="text fold"><summary><span class="fold-preview">{{entry.text}}</span> <span class="fold-size">{{entry.fold.size}}</span></summary><pre>{{entry.fold.text}}</pre>\\
+<details class="text fold"><summary><span class="fold-preview">{{entry.text}}</span> <span class="fold-size">{{entry.fold.size}}</span></summary><pre tabindex="0">{{entry.fold.text}}</pre>\\
 % if entry.fold.rest:
 <p class="fold-rest">{{entry.fold.rest}}</p>\\
 % end
