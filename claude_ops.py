@@ -1005,10 +1005,19 @@ def markdown_renderer():
 MARKDOWN = markdown_renderer()
 
 
+# One line of plain words, most of what the agent says as it works, renders as a paragraph
+# without the parser, which would triple the cost of a transcript page: it holds none of the
+# characters Markdown reads within a line, and no list, quote or rule mark at its start.
+MARKDOWN_FREE_LINE = re.compile(r"(?![-+=>]|[0-9]{1,9}[.)](?:\s|$))[^\\`*_\[\]<>&!~|#\x00-\x1f]*")
+
+
 def rendered_markdown(text):
     """HTML that can go into a page as it is; long texts are cut first, as the transcript cuts
     them, so that one answer cannot hold the event loop for long."""
-    return MARKDOWN.render(shorten(text, DISPLAY_TEXT_CHARS)).strip()
+    text = shorten(text, DISPLAY_TEXT_CHARS)
+    if MARKDOWN_FREE_LINE.fullmatch(text):
+        return "<p>" + text.replace('"', "&quot;") + "</p>"
+    return MARKDOWN.render(text).strip()
 
 
 @dataclass(frozen=True)

@@ -337,6 +337,16 @@ def test_markdown_renders_tables_lists_and_code_and_nothing_that_runs(run_sessio
     assert assistant[1].a["href"] == "#response"
 
 
+@pytest.mark.parametrize("text", [
+    "Checking Jellyfin.", 'It said "ok", it\'s up: HTTP 200 on /health (0.2 s).', "1 item", "1.5 GB",
+    "a - b + c = d", "100% of 2026-12-07", "see http://nas.lan:5000/ or ops@example.com",
+    "1. first", "- item", "+ item", "> quoted", "---", "2) second", "**bold**", "a_b_c", "#tag",
+    "x < y & z", "tab\there", "two\nlines", "under\\score", "~~gone~~", "`code`", "[a](b)",
+])
+def test_a_plain_line_renders_as_the_parser_would_render_it(text):
+    assert claude_ops.rendered_markdown(text) == claude_ops.MARKDOWN.render(text).strip()
+
+
 def test_a_long_response_is_shown_whole_on_the_dashboard_not_cut_in_a_table(run_session):
     rows = "\n".join(f"| service-{number} | healthy |" for number in range(40))
     answer = f"## All clear\n\n| service | status |\n|---|---|\n{rows}\n\nNothing to do."
