@@ -13,6 +13,7 @@ import base64
 import datetime
 import errno
 import fcntl
+import functools
 import hmac
 import html
 import importlib.metadata
@@ -45,6 +46,7 @@ import gevent.pool
 import gevent.pywsgi
 import gevent.queue
 import gevent.subprocess
+import markdown_it
 
 log = logging.getLogger("claude-ops")
 
@@ -643,15 +645,14 @@ class Store:
             " total(cost_usd) AS cost_usd FROM sessions WHERE started_at >= ?"
             " GROUP BY day, status", (iso(since),)).fetchall()
 
-    def sessions_page(self, before_id=None, limit=SESSION_PAGE_SIZE):
-        """Newest first, keyset-paginated on id, so a page costs the same at any depth."""
-        if before_id is None:
-            rows = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions ORDER BY id DESC LIMIT ?",
-                                   (limit,))
-        else:
-            rows = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions WHERE id < ?"
-                                   " ORDER BY id DESC LIMIT ?", (before_id, limit))
-        return rows.fetchall()
+    def sessions_page(self, before_id=None, limit=SESSION_PAGE_SIZE, status=None, trigger=None):
+        """Newest first, keyset-paginated on id, so a page costs the same at any depth; only the
+        sessions of `status` and `trigger` when they are given."""
+        conditions = {"id < ?": before_id, "status = ?": status, "trigger = ?": trigger}
+        wanted = {condition: value for condition, value in conditions.items() if value is not None}
+        where = f"WHERE {' AND '.join(wanted)}" if wanted else ""
+        return self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions {where}"
+                               " ORDER BY id DESC LIMIT ?", (*wanted.values(), limit)).fetchall()
 
     def abandoned_process_groups(self):
         """The CLI process groups recorded on rows a dead process left `running`."""
@@ -1046,19 +1047,70 @@ class CooldownFile:
 DISPLAY_TEXT_CHARS = 20000
 THINKING_CHARS = 2000
 TOOL_RESULT_PREVIEW_CHARS = 400
+TOOL_RESULT_PREVIEW_LINES = 4
+TOOL_RESULT_CHARS = 64 * 1024  # a tool's output folds open to this much; the raw log has it all
 TOOL_INPUT_GIST_CHARS = 300
 DETAIL_CHARS = 300
 TRANSCRIPT_PAGE_LINES = 2000
+PLAIN_CHUNK_ENTRIES = 500
 # Figures past these are shown as a bound or not at all: the CLI's result event can say anything.
 MAX_SHOWN_COST_USD = 10_000
 MAX_SHOWN_DURATION_S = 366 * 24 * 3600
 MAX_SHOWN_TURNS = 100_000
 NOTHING = "—"  # what a page or a message shows for a value a session does not have
+MARKDOWN_SCHEMES = ("http:", "https:", "mailto:")
 
 
 def shorten(text, limit):
     text = text.strip()
     return text if len(text) <= limit else text[:limit].rstrip() + " …"
+
+
+def markdown_renderer():
+    """CommonMark, as the agent writes it (headings, lists, code) and as its terminal shows it,
+    plus tables. Raw HTML is escaped, links go only to MARKDOWN_SCHEMES, and images are off: a
+    picture would be a request to wherever the text says."""
+    renderer = markdown_it.MarkdownIt("commonmark", {"html": False})
+    renderer.enable(["table", "strikethrough"]).disable("image")
+    renderer.validateLink = lambda url: url.strip().lower().startswith(MARKDOWN_SCHEMES)
+    return renderer
+
+
+MARKDOWN = markdown_renderer()
+
+
+# One line of plain words, most of what the agent says as it works, renders as a paragraph
+# without the parser, which would triple the cost of a transcript page: it holds none of the
+# characters Markdown reads within a line, and no list, quote or rule mark at its start.
+MARKDOWN_FREE_LINE = re.compile(r"(?![-+=>]|[0-9]{1,9}[.)](?:\s|$))[^\\`*_\[\]<>&!~|#\x00-\x1f]*")
+
+
+def rendered_markdown(text):
+    """HTML that can go into a page as it is; long texts are cut first, as the transcript cuts
+    them, so that one answer cannot hold the event loop for long."""
+    text = shorten(text, DISPLAY_TEXT_CHARS)
+    if MARKDOWN_FREE_LINE.fullmatch(text):
+        return "<p>" + text.replace('"', "&quot;") + "</p>"
+    return MARKDOWN.render(text).strip()
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A tool's output in full (up to TOOL_RESULT_CHARS), opened from its first lines."""
+    text: str
+    size: str          # what the closed fold says it holds
+    rest: str | None   # what the raw log has beyond the cap
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One part of a transcript line. `kind` picks its style; `html`, safely rendered Markdown,
+    is shown in place of `text`; `fold` opens to the whole of what `text` begins."""
+    kind: str
+    label: str
+    text: str
+    html: str | None = None
+    fold: Fold | None = None
 
 
 def tool_gist(tool_input):
@@ -1087,9 +1139,9 @@ def tool_result_text(content):
 
 def started_entries(event):
     tools = event.get("tools") or []
-    return [("system", "started",
-             f"model {event.get('model', '?')} · {len(tools)} tools · cwd {event.get('cwd', '?')}"
-             f" · Claude Code {event.get('claude_code_version', '?')}")]
+    return [Entry("system", "started",
+                  f"model {event.get('model', '?')} · {len(tools)} tools · cwd"
+                  f" {event.get('cwd', '?')} · Claude Code {event.get('claude_code_version', '?')}")]
 
 
 def api_retry_entries(event):
@@ -1097,40 +1149,64 @@ def api_retry_entries(event):
     error = event.get("error")
     if isinstance(error, dict):
         error = error.get("message") or json.dumps(error, ensure_ascii=False)
-    return [("retry", "API retry",
-             f"attempt {event.get('attempt', '?')} of {event.get('max_retries', '?')},"
-             f" next in {delay_s:.1f} s: {shorten(str(error or 'no detail'), DETAIL_CHARS)}")]
+    return [Entry("retry", "API retry",
+                  f"attempt {event.get('attempt', '?')} of {event.get('max_retries', '?')},"
+                  f" next in {delay_s:.1f} s: {shorten(str(error or 'no detail'), DETAIL_CHARS)}")]
 
 
 def permission_denied_entries(event):
     reason = event.get("message") or event.get("decision_reason") or ""
-    return [("tool-error", "denied",
-             f"{event.get('tool_name', 'a tool')}: {shorten(str(reason), DETAIL_CHARS)}")]
+    return [Entry("tool-error", "denied",
+                  f"{event.get('tool_name', 'a tool')}: {shorten(str(reason), DETAIL_CHARS)}")]
 
 
 def other_system_entries(event):
-    return [("system", "system", str(event.get("subtype") or "event"))]
+    return [Entry("system", "system", str(event.get("subtype") or "event"))]
 
 
 def text_block(role, block):
     text = block.get("text", "")
-    return (role, role, shorten(text, DISPLAY_TEXT_CHARS)) if text.strip() else None
+    if not text.strip():
+        return None
+    # The assistant writes Markdown; what the user side sends (a prompt) is shown as it is.
+    html_text = rendered_markdown(text) if role == "assistant" else None
+    return Entry(role, role, shorten(text, DISPLAY_TEXT_CHARS), html=html_text)
 
 
 def thinking_block(role, block):
     thinking = block.get("thinking", "")
-    return ("thinking", "thinking", shorten(thinking, THINKING_CHARS)) if thinking.strip() else None
+    return Entry("thinking", "thinking", shorten(thinking, THINKING_CHARS)) if thinking.strip() \
+        else None
 
 
 def tool_use_block(role, block):
-    return ("tool", str(block.get("name", "tool")), tool_gist(block.get("input")))
+    return Entry("tool", str(block.get("name", "tool")), tool_gist(block.get("input")))
+
+
+def output_preview(output):
+    """The first lines of a tool's output, marked as a beginning when there is more."""
+    head = "\n".join(output.split("\n", TOOL_RESULT_PREVIEW_LINES)[:TOOL_RESULT_PREVIEW_LINES])
+    if head == output and len(output) <= TOOL_RESULT_PREVIEW_CHARS:
+        return output
+    return head[:TOOL_RESULT_PREVIEW_CHARS].rstrip() + " …"
+
+
+def output_fold(output):
+    lines = plural(output.count("\n") + 1, "line")
+    if len(output) <= TOOL_RESULT_CHARS:
+        return Fold(output, f"all {lines}", None)
+    return Fold(output[:TOOL_RESULT_CHARS], f"{lines}, the first {TOOL_RESULT_CHARS:,} characters",
+                f"… {len(output) - TOOL_RESULT_CHARS:,} more characters are in the raw log.")
 
 
 def tool_result_block(role, block):
-    preview = shorten(tool_result_text(block.get("content")), TOOL_RESULT_PREVIEW_CHARS)
-    if block.get("is_error"):
-        return ("tool-error", "tool error", preview or "(no output)")
-    return ("tool-result", "output", preview or "(no output)")
+    kind, label = ("tool-error", "tool error") if block.get("is_error") \
+        else ("tool-result", "output")
+    output = tool_result_text(block.get("content")).strip()
+    preview = output_preview(output)
+    if preview == output:
+        return Entry(kind, label, output or "(no output)")
+    return Entry(kind, label, preview, fold=output_fold(output))
 
 
 BLOCK_RENDERERS = {"text": text_block, "thinking": thinking_block, "tool_use": tool_use_block,
@@ -1188,8 +1264,18 @@ def session_duration(session):
     return NOTHING
 
 
+def result_outcome(event):
+    """The first word of the result line. The CLI says "success" of some results it flags as
+    errors (an API failure), so is_error decides, and an error's subtype says which."""
+    subtype = str(event.get("subtype") or "done")
+    if not event.get("is_error"):
+        return subtype
+    return "failed: " + subtype.removeprefix("error_").replace("_", " ") \
+        if subtype.startswith("error_") else "failed"
+
+
 def result_entries(event):
-    parts = [str(event.get("subtype") or "done")]
+    parts = [result_outcome(event)]
     turns, duration_ms = turn_count(event.get("num_turns")), number_or_none(event.get("duration_ms"))
     if turns is not None:
         parts.append(plural(turns, "turn"))
@@ -1198,7 +1284,8 @@ def result_entries(event):
     parts += [figure for figure in figures if figure != NOTHING]
     if event.get("permission_denials"):
         parts.append(plural(len(event["permission_denials"]), "tool call") + " denied")
-    return [("result-error" if event.get("is_error") else "result", "result", " · ".join(parts))]
+    return [Entry("result-error" if event.get("is_error") else "result", "result",
+                  " · ".join(parts))]
 
 
 # Keyed by (type, subtype); (type, None) serves every subtype without its own renderer.
@@ -1217,25 +1304,39 @@ def describe_record(record):
     """The readable entries of one log record; none for what a reader does not need."""
     stream, line = record.get("stream"), record.get("line", "")
     if stream == "app":
-        return [("app", "claude-ops", line)]
+        return [Entry("app", "claude-ops", line)]
     if stream == "stderr":
-        return [("stderr", "stderr", shorten(line, DISPLAY_TEXT_CHARS))]
+        return [Entry("stderr", "stderr", shorten(line, DISPLAY_TEXT_CHARS))]
     try:
         event = json.loads(line)
     except ValueError:
         event = None
     if not isinstance(event, dict):
-        return [("text", "output", shorten(line, DISPLAY_TEXT_CHARS))] if line.strip() else []
+        return [Entry("text", "output", shorten(line, DISPLAY_TEXT_CHARS))] if line.strip() else []
     kind, subtype = event.get("type"), event.get("subtype")
     renderer = EVENT_RENDERERS.get((kind, subtype)) or EVENT_RENDERERS.get((kind, None))
     return renderer(event) if renderer else []
 
 
-def render_transcript_line(templates, record, number):
+# Where the session's page shows the final response, the assistant's text that is that response
+# points up to it rather than repeating it.
+RESPONSE_POINTER = Entry("assistant", "assistant", "The final response, shown above.",
+                         html='<p><a href="#response">The final response</a>, shown above.</p>')
+
+
+def record_entries(record):
     try:
-        entries = describe_record(record)
+        return describe_record(record)
     except (AttributeError, TypeError, ValueError, KeyError):  # valid JSON of an unexpected shape
-        entries = [("text", "output", shorten(str(record.get("line", "")), DISPLAY_TEXT_CHARS))]
+        return [Entry("text", "output", shorten(str(record.get("line", "")), DISPLAY_TEXT_CHARS))]
+
+
+def render_transcript_line(templates, record, number, response=None):
+    """A log record as its transcript line; `response`: the final response the page shows."""
+    entries = record_entries(record)
+    if response:
+        entries = [RESPONSE_POINTER if entry.kind == "assistant" and entry.text == response
+                   else entry for entry in entries]
     return templates.render("transcript_line", number=number, entries=entries) if entries else None
 
 
@@ -1272,16 +1373,34 @@ def count_lines(path):
         return 0
 
 
-def last_lines(templates, path, count=TRANSCRIPT_PAGE_LINES):
-    """The last `count` lines of a log rendered: (lines, how many came before, the last number)."""
+def last_lines(templates, path, count=TRANSCRIPT_PAGE_LINES, response=None):
+    """The last `count` lines of a log rendered: (lines, how many came before, the last number).
+    `response`: the final response, which the page shows above them."""
     total = count_lines(path)
     skipped = max(0, total - count)
+    shown_response = response and shorten(response, DISPLAY_TEXT_CHARS)
     lines = []
     for number, record in read_log(path, after=skipped, upto=total):
-        rendered = render_transcript_line(templates, record, number)
+        rendered = render_transcript_line(templates, record, number, shown_response)
         if rendered:
             lines.append(rendered)
     return lines, skipped, total
+
+
+def plain_transcript(path):
+    """A log as text to read or keep, an entry a line after its time (UTC), in chunks with a
+    pause between them: a long log must not hold the event loop."""
+    chunk = []
+    for number, record in read_log(path):
+        moment = str(record.get("t", ""))[11:19]
+        for entry in record_entries(record):
+            text = entry.fold.text if entry.fold else entry.text
+            chunk.append(f"{moment} {entry.label}: {text}\n")
+        if len(chunk) >= PLAIN_CHUNK_ENTRIES:
+            yield "".join(chunk).encode("utf-8")
+            chunk.clear()
+            gevent.idle()  # sleep(0) would run ready greenlets but not poll for new requests
+    yield "".join(chunk).encode("utf-8")
 
 
 def sse_message(number, html_text):
@@ -2593,7 +2712,7 @@ SSE_RETRY_MS = 3000
 SSE_HEARTBEAT_S = 15
 SSE_CHUNK_BYTES = 64 * 1024
 SETUP_CHECK_S = 10
-SUMMARY_CHARS = 300
+SUMMARY_CHARS = 160
 FINDINGS_CHARS = 1000
 CLI_VERSION_TIMEOUT_S = 10
 CLI_VERSION_CHECK_S = 300
@@ -2648,6 +2767,23 @@ def spoken_seconds(seconds):
     return plural(seconds, "second")
 
 
+# What one line of a session's text drops of its Markdown: a heading's, list's or quote's marks
+# before it, emphasis and code marks in it, table rules.
+LINE_MARKS = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|[0-9]+[.)]\s+)")
+INLINE_MARKS = re.compile(r"[*_`~|]+")
+RULE_LINE = re.compile(r"[-:=\s]*")
+
+
+def text_line(text, limit):
+    """The start of a text as one line of plain words, its lines joined with a dot."""
+    parts = []
+    for line in text[:limit * 4].splitlines():  # enough for `limit` words, however it is laid out
+        words = " ".join(INLINE_MARKS.sub(" ", LINE_MARKS.sub("", line)).split())
+        if not RULE_LINE.fullmatch(words):
+            parts.append(words)
+    return shorten(" · ".join(parts), limit)
+
+
 class SessionView:
     """A session row as the pages show it: every value ready to print, placeholders included."""
 
@@ -2695,7 +2831,17 @@ class SessionView:
 
     @property
     def summary(self):
-        return shorten(self.findings, SUMMARY_CHARS) if self.findings else ""
+        """One line that tells this session apart: what the operator asked, else why it failed,
+        its answer, its prompt; what started it when it has none of those yet."""
+        text = self.operator_prompt or self.error or self.response or self.row["prompt_text"]
+        return text_line(text or "", SUMMARY_CHARS) or TRIGGERS.get(self.trigger, "").capitalize()
+
+    @functools.cached_property
+    def response_html(self):
+        """The response rendered, unless it is only the error the page shows already."""
+        if not self.response or (self.error and self.response.strip() in self.error):
+            return None
+        return rendered_markdown(self.response)
 
 
 def ago_text(seconds):
@@ -3198,6 +3344,25 @@ def form_fields():
         refuse(400, "The form is not valid UTF-8.")
 
 
+def history_filters(query):
+    """The `status` and `trigger` a history page is narrowed to; None for any; 400 for a value
+    no session can have."""
+    filters = {}
+    for name, known in (("status", STATUSES), ("trigger", TRIGGERS)):
+        value = query.get(name, "").strip() or None
+        if value is not None and value not in known:
+            refuse(400, f"Unknown {name} {shorten(value, 40)!r}: one of {', '.join(known)}.")
+        filters[name] = value
+    return filters
+
+
+def history_url(filters, before=None):
+    """The address of a history page: its filters, and the id it starts below."""
+    query = {name: value for name, value in filters.items() if value}
+    query.update({"before": before} if before else {})
+    return "/sessions?" + urllib.parse.urlencode(query) if query else "/sessions"
+
+
 def created_session_id(started):
     """The id of the session a trigger started, or None if its row is not there yet; raises the
     TriggerRefused of a row that could not be created."""
@@ -3270,9 +3435,9 @@ class Web:
     def log_path(self, session):
         return os.path.join(self.config.results_dir, session["log_file"]) if session["log_file"] else None
 
-    def sessions_page(self, before_id):
+    def sessions_page(self, before_id, **filters):
         """A page of sessions and the id to ask for the next one with (None on the last page)."""
-        rows = self.store.sessions_page(before_id, SESSION_PAGE_SIZE + 1)
+        rows = self.store.sessions_page(before_id, SESSION_PAGE_SIZE + 1, **filters)
         page_rows = rows[:SESSION_PAGE_SIZE]
         return page_rows, page_rows[-1]["id"] if len(rows) > SESSION_PAGE_SIZE else None
 
@@ -3311,11 +3476,15 @@ class Web:
 
     def history(self):
         before_id = session_number(bottle.request.query.get("before", ""))
-        rows, older = self.sessions_page(before_id)
-        return self.fragment_or_page(200, "sessions_table", "Sessions",
-                                     sessions=[SessionView(row) for row in rows],
-                                     before_id=before_id, older_than=older,
-                                     polling=before_id is None and self.scheduler.busy)
+        filters = history_filters(bottle.request.query)
+        rows, older = self.sessions_page(before_id, **filters)
+        return self.fragment_or_page(
+            200, "sessions_table", "Sessions", sessions=[SessionView(row) for row in rows],
+            filters=filters, trigger_choices=list(TRIGGERS), this_page=history_url(filters),
+            status_choices=[(name, status.label) for name, status in STATUSES.items()],
+            newest=None if before_id is None else history_url(filters),
+            older=None if older is None else history_url(filters, older),
+            polling=before_id is None and self.scheduler.busy)
 
     def session_view(self, session):
         return SessionView(session, self.store.follow_ups(session["id"]))
@@ -3323,7 +3492,8 @@ class Web:
     def session_page(self, session_id):
         session = self.load_session(session_id)
         path = self.log_path(session)
-        lines, skipped, upto = last_lines(self.templates, path) if path else ([], 0, 0)
+        lines, skipped, upto = last_lines(self.templates, path, response=session["response"]) \
+            if path else ([], 0, 0)
         session_id = session["id"]
         return self.page("session", f"Session {session_id}", session=self.session_view(session),
                          notifications=self.store.notifications(session_id),
@@ -3344,12 +3514,29 @@ class Web:
         return event_stream(self.hub, self.store, self.templates, session["id"],
                             self.log_path(session), session_number(resume) or 0)
 
-    def session_log(self, session_id):
-        path = self.log_path(self.load_session(session_id))
+    def kept_log(self, session_id):
+        """A session and the path of its log file; 404 once retention has deleted it."""
+        session = self.load_session(session_id)
+        path = self.log_path(session)
         if path is None or not os.path.exists(path):
             refuse(404, "This session's log file is gone (see CLAUDEOPS_RETENTION_DAYS).")
-        return bottle.static_file(os.path.basename(path), root=self.config.results_dir,
-                                  mimetype="text/plain", charset="utf-8")
+        return session, path
+
+    def session_log(self, session_id):
+        session, path = self.kept_log(session_id)
+        log_file = bottle.static_file(os.path.basename(path), root=self.config.results_dir,
+                                      mimetype="text/plain", charset="utf-8")
+        # One JSON record a line: shown as text in the browser, saved under a name that says whose.
+        log_file.set_header("Content-Disposition",
+                            f'inline; filename="claude-ops-session-{session["id"]}.jsonl"')
+        return log_file
+
+    def session_text(self, session_id):
+        session, path = self.kept_log(session_id)
+        bottle.response.content_type = "text/plain; charset=utf-8"
+        bottle.response.set_header("Content-Disposition",
+                                   f'attachment; filename="claude-ops-session-{session["id"]}.txt"')
+        return plain_transcript(path)
 
     def cooldowns_page(self):
         services, problem = self.cooldowns.read()
@@ -3575,6 +3762,7 @@ ROUTES = (  # method, path, Web handler
     ("GET", "/sessions/<session_id>/summary", "session_summary"),
     ("GET", "/sessions/<session_id>/stream", "session_stream"),
     ("GET", "/sessions/<session_id>/log", "session_log"),
+    ("GET", "/sessions/<session_id>/transcript.txt", "session_text"),
     ("GET", "/cooldowns", "cooldowns_page"),
     ("GET", "/settings", "settings_page"),
     ("POST", "/settings/test-notification", "test_notification"),
@@ -3798,7 +3986,7 @@ def is_loopback(host):
 
 # The one-file bundle holds what the app imports beside the standard library and gevent (with its
 # compiled greenlet and zope.*, which come from the system's packages or a venv where it runs).
-BUNDLED_DISTRIBUTIONS = ("bottle",)
+BUNDLED_DISTRIBUTIONS = ("bottle", "markdown-it-py")
 BUNDLE_FILE = "claude-ops.pyz"
 BUNDLE_FOLDERS = ("templates", "static")
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")

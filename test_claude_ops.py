@@ -168,6 +168,7 @@ def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
     page = browser_client(app).get(f"/sessions/{old_id}")
     assert "deleted after the retention period" in page.text
     browser_client(app).get(f"/sessions/{old_id}/log", status=404)
+    browser_client(app).get(f"/sessions/{old_id}/transcript.txt", status=404)
     assert browser_client(app).get(f"/sessions/{new_id}/log").text.startswith('{"t"')
 
 
@@ -280,6 +281,124 @@ def test_cli_output_is_escaped_in_sse_messages(run_session):
     texts = "\n".join(event["data"] for event in client.messages())
     assert "<img" not in texts and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in texts
     client.close()
+
+
+HOSTILE_MARKDOWN = """## Homelab health
+
+| service | status |
+|---|---|
+| jellyfin | **down** |
+| pihole | healthy |
+
+- restarted `jellyfin` once
+- see [the runbook](https://wiki.example/jellyfin) or [mail](mailto:ops@example.com)
+
+```sh
+docker ps
+```
+
+<script>alert(1)</script>
+<img src=x onerror="alert(2)">
+<iframe src="https://example.com/frame"></iframe>
+<b onclick="alert(3)">bold</b> <a href="javascript:alert(4)">raw link</a>
+[js](javascript:alert(5)) [mixed case](JaVaScRiPt:alert(6)) [spaced]( javascript:alert(7))
+[data](data:text/html;base64,PHNjcmlwdD5hbGVydCg4KTwvc2NyaXB0Pg==) <javascript:alert(9)>
+[relative](/sessions/1) ![picture](https://example.com/x.png)"""
+
+
+def assert_inert(block):
+    """Nothing in a block of rendered Markdown runs, loads or links anywhere but http(s)/mailto."""
+    assert block.select("script, img, iframe, object, embed, style, b, [onerror], [onclick]") == []
+    hrefs = [a["href"] for a in block.select("a")]
+    assert hrefs == ["https://wiki.example/jellyfin", "mailto:ops@example.com",
+                     "https://example.com/x.png"], hrefs
+    text = block.text
+    assert "<script>alert(1)</script>" in text and "[js](javascript:alert(5))" in text
+    assert "<javascript:alert(9)>" in text and "[relative](/sessions/1)" in text
+
+
+def test_markdown_renders_tables_lists_and_code_and_nothing_that_runs(run_session):
+    app, _ = run_session([{"print": INIT},
+                          {"print": assistant_text(HOSTILE_MARKDOWN + "\n\nMore.")},
+                          {"print": assistant_text(HOSTILE_MARKDOWN)},
+                          {"print": result(HOSTILE_MARKDOWN)}], prompt="x")
+    page = browser_client(app).get("/sessions/1").html
+    response = page.select_one("#response .response")
+    assistant = page.select("#transcript .entry-assistant .markdown")
+    latest = browser_client(app).get("/").html.select_one(".response-fold .response")
+    for block in (response, assistant[0], latest):
+        assert_inert(block)
+        assert [th.text for th in block.select("table thead th")] == ["service", "status"]
+        assert [td.text for td in block.select("table tbody td")] == [
+            "jellyfin", "down", "pihole", "healthy"]
+        assert block.select_one("table strong").text == "down"
+        assert block.select_one("h2").text == "Homelab health"
+        assert [li.text for li in block.select("ul > li")][0] == "restarted jellyfin once"
+        assert block.select_one("pre code").text == "docker ps\n"
+    # The text that is the final response is shown once, above, and the transcript points there.
+    assert len(assistant) == 2 and assistant[1].text == "The final response, shown above."
+    assert assistant[1].a["href"] == "#response"
+
+
+@pytest.mark.parametrize("text", [
+    "Checking Jellyfin.", 'It said "ok", it\'s up: HTTP 200 on /health (0.2 s).', "1 item", "1.5 GB",
+    "a - b + c = d", "100% of 2026-12-07", "see http://nas.lan:5000/ or ops@example.com",
+    "1. first", "- item", "+ item", "> quoted", "---", "2) second", "**bold**", "a_b_c", "#tag",
+    "x < y & z", "tab\there", "two\nlines", "under\\score", "~~gone~~", "`code`", "[a](b)",
+])
+def test_a_plain_line_renders_as_the_parser_would_render_it(text):
+    assert claude_ops.rendered_markdown(text) == claude_ops.MARKDOWN.render(text).strip()
+
+
+def test_a_long_response_is_shown_whole_on_the_dashboard_not_cut_in_a_table(run_session):
+    rows = "\n".join(f"| service-{number} | healthy |" for number in range(40))
+    answer = f"## All clear\n\n| service | status |\n|---|---|\n{rows}\n\nNothing to do."
+    app, _ = run_session([{"print": INIT}, {"print": result(answer)}], prompt="x")
+    latest = browser_client(app).get("/").html.select_one(".response-fold")
+    assert (latest["tabindex"], latest["role"]) == ("0", "region")
+    assert len(latest.select("tbody tr")) == 40 and latest.select("p")[-1].text == "Nothing to do."
+
+
+def test_tool_output_folds_open_to_its_whole_text_up_to_a_cap(run_session):
+    cap = claude_ops.TOOL_RESULT_CHARS
+    lines = "\n".join(f"CONTAINER {number} Up 3 hours" for number in range(30))
+    outputs = ["HTTP/1.1 200 OK", lines, "y" * (cap + 500)]
+    app, _ = run_session([{"print": INIT}] + [
+        {"print": {"type": "user", "message": {"content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": output}]}}}
+        for output in outputs] + [{"print": result()}], prompt="x")
+    entries = browser_client(app).get("/sessions/1").html.select("#transcript .entry-tool-result")
+    short, listing, huge = entries
+    assert short.select_one(".text").text == "HTTP/1.1 200 OK" and short.details is None
+    assert listing.select_one("summary .fold-preview").text == (
+        "CONTAINER 0 Up 3 hours\nCONTAINER 1 Up 3 hours\nCONTAINER 2 Up 3 hours\n"
+        "CONTAINER 3 Up 3 hours …")
+    assert listing.select_one(".fold-size").text == "all 30 lines"
+    assert listing.select_one("details pre").text == lines
+    assert listing.select_one(".fold-rest") is None
+    assert huge.select_one("details pre").text == "y" * cap
+    assert huge.select_one(".fold-rest").text == "… 500 more characters are in the raw log."
+    assert huge.select_one(".fold-preview").text == "y" * claude_ops.TOOL_RESULT_PREVIEW_CHARS + " …"
+
+
+@pytest.mark.parametrize("ending, line", [
+    (result("API Error: 500", is_error=True), "failed · 2 turns · $0.0187 · 6.1 s"),
+    (result("", is_error=True, subtype="error_max_turns"),
+     "failed: max turns · 2 turns · $0.0187 · 6.1 s"),
+    (result("", is_error=True, subtype="error_during_execution"),
+     "failed: during execution · 2 turns · $0.0187 · 6.1 s"),
+], ids=["flagged", "max-turns", "error-subtype"])
+def test_a_failed_session_never_reads_success(run_session, ending, line):
+    app, session = run_session([{"print": INIT}, {"print": ending}], prompt="x")
+    assert session["status"] == "failed"
+    client = browser_client(app)
+    page = client.get("/sessions/1").html
+    assert page.select_one("#transcript .entry-result-error .text").text == line
+    assert page.select("#transcript .entry-result") == []
+    for html_page in (page, client.get("/").html, client.get("/sessions").html):
+        # The dashboard's stats name their "success rate": that is no session's status.
+        assert "success" not in html_page.get_text().lower().replace("success rate", "")
+    assert page.select_one(".error-block strong").text == "Why it failed:"
 
 
 # Hub and SSE ######################################################################################
@@ -977,8 +1096,10 @@ def test_a_failed_ad_hoc_question_never_replaces_the_last_health_checks_findings
     page = browser_client(app).get("/")
     check, other = page.html.select_one(".latest-check"), page.html.select_one(".latest-other")
     assert check.select_one("a.latest")["href"] == "/sessions/1"
-    assert "All 8 services healthy. <script>x</script>" in check.select_one(".summary-text").text
-    assert "&lt;script&gt;x&lt;/script&gt;" in page.text
+    findings = check.select_one(".response-fold .markdown")
+    assert findings.select_one("h2").text == "Homelab health"
+    assert "All 8 services healthy. <script>x</script>" in findings.text
+    assert findings.select("script") == [] and "&lt;script&gt;x&lt;/script&gt;" in page.text
     assert other.select_one("a.latest")["href"] == "/sessions/3"
     assert other.select_one(".status-badge").text == "failed"
     assert other.select_one(".latest-why").text == "Why it failed:"
@@ -1165,7 +1286,8 @@ def test_a_session_page_shows_the_card_the_prompt_the_transcript_and_the_respons
     assert ("stderr", "warning: slow disk") in entries
     assert ("denied", "Bash: systemctl restart jellyfin needs approval") in entries
     assert ("result", "success · 2 turns · $0.0187 · 6.1 s") in entries
-    assert page.html.select_one(".response").text == "**Jellyfin** is up again."
+    assert page.html.select_one(".response").decode_contents() == (
+        "<p><strong>Jellyfin</strong> is up again.</p>")
 
 
 def test_a_long_transcript_shows_its_last_2000_lines_and_says_how_many_are_hidden(run_session):
@@ -1188,6 +1310,96 @@ def test_a_failed_session_page_shows_why_and_a_scheduled_one_has_no_prompt_block
     assert page.html.select_one(".prompt-block") is None
     assert page.html.select_one(".error-block pre").text == session["error"]
     assert "Invalid API key" in session["error"]
+
+
+def test_the_log_comes_raw_and_as_readable_text_under_names_that_say_whose(run_session):
+    listing = "\n".join(f"volume {number}: 61% used" for number in range(12))
+    app, session = run_session(plan_ok("**All** good.")[:-1] + [
+        {"print": {"type": "user", "message": {"content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": listing}]}}},
+        {"print": result("**All** good.")}], prompt="x")
+    client = browser_client(app)
+    log_file = client.get("/sessions/1/log")
+    assert log_file.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert log_file.headers["Content-Disposition"] == (
+        'inline; filename="claude-ops-session-1.jsonl"')
+    text = client.get("/sessions/1/transcript.txt")
+    assert text.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert text.headers["Content-Disposition"] == (
+        'attachment; filename="claude-ops-session-1.txt"')
+    lines = text.text.splitlines()
+    times = [record["t"][11:19] for record in log_records(app, session)]
+    assert lines[0] == f"{times[0]} claude-ops: manual session 1 started at tier 1 with model haiku"
+    assert f"{times[2]} assistant: Checking Jellyfin." in lines
+    assert f"{times[3]} Bash: curl -sI http://jellyfin:8096/health" in lines
+    assert f"{times[5]} output: volume 0: 61% used" in lines and "volume 11: 61% used" in lines
+    assert lines[-2] == f"{times[-2]} result: success · 2 turns · $0.0187 · 6.1 s"
+    page = client.get("/sessions/1").html
+    assert [a["href"] for a in page.select(".transcript-files a")] == [
+        "/sessions/1/transcript.txt", "/sessions/1/log"]
+
+
+def add_session(app, trigger, status, prompt=None, response=None, error=None):
+    session_id = app.store.insert_session(trigger=trigger, prompt_text=prompt, prompt_file="(ad-hoc)",
+                                          model="haiku", context="", started_at=iso_ago(minutes=5))
+    app.store.finish_session(session_id, status=status, response=response, error=error,
+                             ended_at=iso_ago(minutes=4))
+    return session_id
+
+
+def test_each_history_row_says_what_the_session_was_and_links_it_whole(make_app):
+    app = make_app()
+    add_session(app, "scheduled", "completed", response="## Homelab health\n\n"
+                "| service | status |\n|---|---|\n| **jellyfin** | down |")
+    add_session(app, "manual", "completed", prompt="Is <script>alert(1)</script> up?\nAnd the NAS?",
+                response="Yes.")
+    add_session(app, "alert", "failed", prompt="alerts...", error="exit code 1: " + "e" * 400)
+    app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="prompt.md",
+                             model="haiku", context="", started_at=iso_ago(minutes=1))
+    page = browser_client(app).get("/sessions")
+    links = page.html.select("tbody tr .summary-cell a.row-link")
+    assert [link["href"] for link in links] == [f"/sessions/{number}" for number in (4, 3, 2, 1)]
+    assert [link.text for link in links[:3]] == [
+        "The regular health check",
+        "exit code 1: " + "e" * (claude_ops.SUMMARY_CHARS - len("exit code 1: ")) + " …",
+        "Is <script>alert(1)</script> up? · And the NAS?"]
+    assert links[3].text == "Homelab health · service status · jellyfin down"
+    assert "<script>alert(1)" not in page.text and "&lt;script&gt;alert(1)" in page.text
+
+
+def test_the_history_filters_by_status_and_trigger_and_pages_within_them(make_app):
+    app = make_app()
+    for number in range(1, 201):
+        status = "failed" if number % 2 else "completed"
+        add_session(app, "alert" if number % 3 else "manual", status, prompt=f"p{number}")
+    client = browser_client(app)
+    ids = lambda page: [int(row.a.text[1:]) for row in page.html.select("tbody tr")]
+    wanted = [number for number in range(200, 0, -1) if number % 2 and number % 3]
+    first = client.get("/sessions?status=failed&trigger=alert")
+    assert ids(first) == wanted[:50]
+    form = first.html.select_one("form.history-filters")
+    assert form.select_one("select[name=status] option[selected]")["value"] == "failed"
+    assert form.select_one("select[name=trigger] option[selected]")["value"] == "alert"
+    older = first.html.select_one(".pager a:-soup-contains('Older')")["href"]
+    assert older == f"/sessions?status=failed&trigger=alert&before={wanted[49]}"
+    second = client.get(older)
+    assert ids(second) == wanted[50:] and second.html.select_one(".pager a")["href"] == (
+        "/sessions?status=failed&trigger=alert")
+    assert ids(client.get("/sessions?status=completed")) == list(range(200, 100, -2))
+    assert ids(client.get("/sessions?trigger=manual&status=")) == list(range(198, 48, -3))
+    assert "No session matches" in client.get("/sessions?status=timeout").text
+    fragment = client.get("/sessions?status=failed", headers={"HX-Request": "true"})
+    assert fragment.text.lstrip().startswith('<div id="sessions"') and "<html" not in fragment.text
+
+
+@pytest.mark.parametrize("query", ["status=success", "trigger=cron", "status=%3Cscript%3E",
+                                   "trigger=%C2%B2", "status=FAILED"])
+def test_a_history_filter_no_session_can_match_is_refused(make_app, query):
+    app = make_app()
+    add_session(app, "manual", "failed", prompt="p")
+    page = browser_client(app).get(f"/sessions?{query}", status=400)
+    assert "Unknown" in page.html.select_one(".error-page p").text
+    assert "<script>" not in page.text
 
 
 def test_odd_numbers_in_urls_and_headers_are_not_faults(make_app):
@@ -1498,6 +1710,45 @@ def test_no_page_has_a_serious_accessibility_violation_light_or_dark(
     assert findings == [], "axe-core found:\n" + "\n".join(findings)
 
 
+def test_tool_output_opens_rows_open_sessions_and_filters_apply_in_the_browser(
+        app_process, fake, open_page, tmp_path):
+    listing = "\n".join(f"CONTAINER {number} Up 3 hours" for number in range(30))
+    fake.plan([{"print": INIT}, {"print": {"type": "user", "message": {"content": [
+                  {"type": "tool_result", "tool_use_id": "t", "content": listing}]}}},
+               {"print": result("## Healthy\n\n| service | status |\n|---|---|\n| nas | up |")}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "check the NAS"})
+    wait_for(lambda: app.get("/api/v1/sessions/1")["status"] == "completed")
+    fake.plan([{"print": INIT}, {"print": result("API Error: 500", is_error=True)}])
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "and Jellyfin?"})
+    wait_for(lambda: app.get("/api/v1/sessions/2")["status"] == "failed")
+    view = open_page(LAPTOP)
+    page = view.page
+    page.goto(app.url + "/sessions/1")
+    fold = page.locator("#transcript details.fold")
+    assert not fold.locator("pre").is_visible() and fold.locator(".fold-preview").is_visible()
+    fold.locator("summary").click()
+    page.wait_for_function("document.querySelector('#transcript details.fold').open")
+    assert fold.locator("pre").inner_text() == listing
+    assert not fold.locator(".fold-preview").is_visible()
+    assert page.locator("#response table td").all_inner_texts() == ["nas", "up"]
+
+    page.goto(app.url + "/sessions")
+    # A click anywhere on the row, here on its status badge, opens the session.
+    badge = page.locator("tbody tr", has_text="check the NAS").locator(".status-badge").bounding_box()
+    page.mouse.click(badge["x"] + badge["width"] / 2, badge["y"] + badge["height"] / 2)
+    page.wait_for_url(app.url + "/sessions/1")
+    page.goto(app.url + "/sessions")
+    page.select_option("select[name=status]", "failed")
+    page.wait_for_url(app.url + "/sessions?status=failed&trigger=")
+    page.wait_for_function("document.querySelectorAll('tbody tr').length === 1")
+    assert page.inner_text("tbody tr .row-link") == "and Jellyfin?"
+    page.focus("tbody tr .row-link")
+    page.keyboard.press("Enter")
+    page.wait_for_url(app.url + "/sessions/2")
+    assert unexpected_console_errors(view) == [] and view.foreign_requests() == []
+
+
 # The genuine Claude Code CLI ######################################################################
 # The real CLI at a pinned version, talking to a loopback stand-in of the Messages API.
 
@@ -1515,7 +1766,10 @@ def test_the_real_cli_answers_a_plain_question(run_real):
     assert "Is Jellyfin up?" in json.dumps(request["messages"])
     entries = transcript_entries(app)
     assert entries[1][0] == "started" and f"Claude Code {CLAUDE_CLI_VERSION}" in entries[1][1]
-    assert ("assistant", "Jellyfin is up: HTTP 200 on /health.") in entries
+    # The answer shows once, as the final response; its line in the transcript points there.
+    assert ("assistant", "The final response, shown above.") == entries[-3]
+    page = browser_client(app).get("/sessions/1").html
+    assert page.select_one("#response .response").text == "Jellyfin is up: HTTP 200 on /health."
     assert ("result", entries[-2][1]) == entries[-2] and entries[-2][1].startswith("success · 1 turn ·")
     with open(os.path.join(app.config.results_dir, session["log_file"])) as log_file:
         assert "sk-ant-test-not-a-real-key" not in log_file.read()
@@ -1535,7 +1789,7 @@ def test_the_real_cli_runs_a_bash_tool_call_and_answers_with_its_output(run_real
     entries = transcript_entries(app)
     assert ("Bash", "echo hello-from-tool") in entries
     assert ("output", "hello-from-tool") in entries
-    assert ("assistant", "The tool said hello-from-tool.") in entries
+    assert ("assistant", "The final response, shown above.") in entries
 
 
 @pytest.mark.parametrize("status, words", [(500, "500"), (529, "Overloaded")])
@@ -2272,7 +2526,8 @@ def build_bundle(folder):
     assert built.returncode == 0, built.stderr
     with zipfile.ZipFile(folder / "claude-ops.pyz") as archive:
         names = set(archive.namelist())
-    assert {"__main__.py", "bottle.py", "templates/index.tpl", "static/style.css"} <= names
+    assert {"__main__.py", "bottle.py", "markdown_it/__init__.py", "mdurl/__init__.py",
+            "templates/index.tpl", "static/style.css"} <= names
     assert not [name for name in names if name.endswith(".so") or name.startswith("gevent")]
 
 
@@ -3696,3 +3951,17 @@ def test_a_full_disk_fails_the_session_at_once_and_the_next_one_runs(make_app, f
     fake.plan(plan_ok())
     app.scheduler.trigger_adhoc("again, with room")
     assert wait_for(lambda: finished(app, 2))["status"] == "completed"
+
+
+def test_a_long_log_as_text_does_not_hold_the_event_loop(app_process, fake):
+    fake.plan([{"print": INIT}, {"flood_stdout": 40_000}, {"print": result()}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "flood"})
+    wait_for(lambda: app.get("/api/v1/sessions/1")["status"] == "completed", timeout=120,
+             message="the flood to end")
+    watch = HealthWatch(app)
+    with urllib.request.urlopen(app.url + "/sessions/1/transcript.txt", timeout=120) as text:
+        lines = text.read().decode().splitlines()
+    slowest = watch.stop()
+    assert len(lines) == 40_004 and lines[-3].endswith(" assistant: line 39999")
+    assert slowest < 0.5, f"health took {slowest:.3f} s while the text was made"

@@ -10,6 +10,11 @@
 </a>
 % if session.error:
 <p class="latest-why">{{session.why or 'Error'}}:</p>
+<div class="latest-summary">{{!summary_html(session.error)}}</div>
 % end
+% if session.response_html:
+<div class="response-fold" tabindex="0" role="region" aria-label="Response of session {{session.id}}">{{!partial('response', session=session)}}</div>
+% elif not session.error:
 <div class="latest-summary">{{!summary_html(session.findings)}}</div>
+% end
 % end

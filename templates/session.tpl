@@ -13,7 +13,7 @@
 <section class="card">
   <div class="card-head"><h2>Transcript</h2>
   % if session.has_log:
-  <a href="/sessions/{{session.id}}/log">Raw log</a>
+  <span class="transcript-files"><a href="/sessions/{{session.id}}/transcript.txt">As text</a> · <a href="/sessions/{{session.id}}/log">Raw log (JSON lines)</a></span>
   % end
   </div>
   % if not session.has_log:

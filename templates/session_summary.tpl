@@ -46,10 +46,10 @@
   <pre>{{session.operator_prompt}}</pre>
 </section>
 % end
-% if session.response:
-<section class="card response-block">
+% if session.response_html:
+<section class="card response-block" id="response">
   <h2>Final response</h2>
-  <div class="response">{{session.response}}</div>
+  {{!partial('response', session=session)}}
 </section>
 % end
 </div>

@@ -1,0 +1,1 @@
+<div class="response markdown">{{!session.response_html}}</div>
