@@ -104,6 +104,12 @@ def test_a_state_dir_that_cannot_be_made_is_named_and_nothing_is_written(tmp_pat
         f"claude-ops: CLAUDEOPS_STATE_DIR {blocker / 'state'} cannot be used: Not a directory"]
 
 
+def test_the_readme_lists_every_setting_with_its_flag():
+    readme = open(os.path.join(HERE, "README.md"), encoding="utf-8").read()
+    for setting in claude_ops.SETTINGS:
+        assert f"| `{setting.env}` | `{setting.flag}` |" in readme, setting.env
+
+
 def test_help_lists_every_flag_with_its_variable():
     finished_run = run_program(["--help"], dict(os.environ))
     assert finished_run.returncode == 0
