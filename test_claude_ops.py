@@ -279,6 +279,54 @@ def test_cli_output_is_escaped_in_sse_messages(run_session):
     client.close()
 
 
+def since_start(record, started_at):
+    """What a line should show: its log time less the session's start, as +m:ss."""
+    seconds = int((claude_ops.parse_iso(record["t"]) - claude_ops.parse_iso(started_at)).total_seconds())
+    return f"+{seconds // 60}:{seconds % 60:02}"
+
+
+def shown_times(html_text):
+    """(line number, time shown) of each transcript line in a page or an SSE message."""
+    return [(int(number), time_shown) for number, time_shown in re.findall(
+        r'data-line="(\d+)"><span class="at">([^<]*)</span>', html_text)]
+
+
+def test_every_transcript_line_shows_its_time_since_the_start_live_and_replayed(held_session):
+    steps = [{"print": INIT}, {"print": assistant_text("Before the pause.")}, hold(),
+             {"print": assistant_text("After the pause.")}, {"print": result()}]
+    with held_session(steps, serve=True) as held:
+        live = SSEClient(held.app.port, "/sessions/1/stream")
+        wait_for(lambda: subscriber_count(held.app) == 1)
+        let_time_pass(2.2)   # the time shown is the point: the lines after it are 2 s later
+        held.release()
+        live.read_until_done()
+        live.close()
+    app, session = held.app, held.session
+    records = log_records(app, session)
+    expected = [(number, since_start(record, session["started_at"]))
+                for number, record in enumerate(records, start=1)]
+    assert len(expected) == 6   # the app's line, init, two words, the result, the app's last
+    assert expected[0][1] in ("+0:00", "+0:01") and int(expected[-1][1].split(":")[1]) >= 2
+    live_times = shown_times("".join(event["data"] for event in live.messages()))
+    replay = SSEClient(app.port, "/sessions/1/stream")
+    replay.read_until_done()
+    replay.close()
+    assert live_times == expected
+    assert shown_times("".join(event["data"] for event in replay.messages())) == expected
+    assert shown_times(browser_client(app).get("/sessions/1").text) == expected
+
+
+@pytest.mark.parametrize("t, shown", [
+    ("2026-11-24T10:03:00.400Z", "+0:00"), ("2026-11-24T10:03:42.999Z", "+0:42"),
+    ("2026-11-24T10:15:07Z", "+12:07"), ("2026-11-24T11:07:02Z", "+1:04:02"),
+    ("2026-11-24T10:02:00Z", None), ("not a time", None), (1732442580, None), (None, None),
+    ("2026-11-24T10:03:05", None)])   # a time without a zone cannot be compared
+def test_a_lines_time_is_counted_from_the_start_or_left_out(t, shown):
+    started = claude_ops.parse_iso("2026-11-24T10:03:00Z")
+    record = {"stream": "app", "line": "x"} if t is None else {"t": t, "stream": "app", "line": "x"}
+    assert claude_ops.time_since_start(record, started) == shown
+
+
 # Hub and SSE ######################################################################################
 # Every browser following a session gets every line once, in order, then how it ended.
 
@@ -425,6 +473,117 @@ def test_a_client_that_leaves_frees_its_subscription(held_session, monkeypatch):
         client.close()
         held.release("more")
         wait_for(lambda: subscriber_count(held.app) == 0, message="the subscription to be freed")
+
+
+def events_client(app, **headers):
+    """An SSEClient on the app's /events, past its first bytes: subscribed from then on."""
+    client = SSEClient(app.port, "/events", **headers)
+    assert client.response.status == 200
+    assert client.response.getheader("Content-Type") == "text/event-stream; charset=utf-8"
+    assert client.response.readline() == f"retry: {claude_ops.SSE_RETRY_MS}\n".encode()
+    return client
+
+
+def next_news(client):
+    """The next event that is not a heartbeat."""
+    while True:
+        event = client.read_event()
+        if event is None or "comment" not in event:
+            return event
+
+
+def test_the_events_stream_tells_of_a_session_starting_and_ending(make_app, fake, monkeypatch):
+    monkeypatch.setattr(claude_ops, "COOLDOWN_WATCH_S", 3600)  # only the session's end looks
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)    # a page that left is noticed soon
+    fake.plan([{"print": INIT}, hold(), {"print": result()}])
+    app = make_app(serve=True)
+    pages = [events_client(app) for _ in range(3)]
+    client = browser_client(app)
+    app.scheduler.trigger_adhoc("x")
+    for page in pages:
+        assert next_news(page) == {"event": "session", "data": "1"}
+    # When a page hears of it, what it asks for again already shows it.
+    assert "Session 1 running" in client.get("/running-pill").text
+    assert client.get("/dashboard/sessions").html.select_one(".status-running") is not None
+    wait_for(lambda: fake.reached())
+    write_cooldown(app, {"jellyfin": {"status": "down"}})   # the agent records what it found
+    fake.release()
+    for page in pages:
+        assert next_news(page) == {"event": "session", "data": "1"}
+        assert next_news(page) == {"event": "services", "data": "cooldown.json"}
+    assert client.get("/running-pill").html.select_one("#running-pill a") is None
+    assert client.get("/dashboard/sessions").html.select_one(".status-completed") is not None
+    assert "jellyfin" in client.get("/dashboard/services").text
+    for page in pages:
+        page.close()
+    wait_for(lambda: not app.events.subscribers, message="the pages' subscriptions to go")
+
+
+def test_the_events_stream_notices_cooldown_changes_between_sessions(make_app, monkeypatch):
+    monkeypatch.setattr(claude_ops, "COOLDOWN_WATCH_S", 0.05)
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.5)
+    app = make_app(serve=True)
+    page = events_client(app)
+    write_cooldown(app, {"pihole": {"status": "healthy"}})
+    assert page.read_event() == {"event": "services", "data": "cooldown.json"}
+    # An unchanged file is news to nobody: the next thing on the stream is the heartbeat.
+    assert page.read_event() == {"comment": "keep-alive"}
+    os.remove(os.path.join(app.config.state_dir, "cooldown.json"))
+    assert page.read_event() == {"event": "services", "data": "cooldown.json"}
+    page.close()
+
+
+def test_the_events_stream_sends_its_first_bytes_at_once_and_a_heartbeat(make_app, monkeypatch):
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
+    page = events_client(make_app(serve=True))
+    assert page.read_event() == {"comment": "keep-alive"}
+    assert page.read_event() == {"comment": "keep-alive"}
+    page.close()
+
+
+def test_the_events_stream_is_guarded_like_every_page(make_app):
+    app = make_app(serve=True, password="correct horse")
+    for headers, status in [({}, 401), ({"Authorization": basic("wrong")}, 401),
+                            ({"Host": "evil.example", "Authorization": basic("correct horse")}, 403)]:
+        connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
+        connection.request("GET", "/events", headers={"Host": "localhost", **headers})
+        response = connection.getresponse()
+        assert response.status == status and b"event:" not in response.read()
+        connection.close()
+    assert app.events.subscribers == set()
+    page = events_client(app, Authorization=basic("correct horse"))
+    assert len(app.events.subscribers) == 1
+    page.close()
+
+
+def test_a_page_that_stops_reading_events_is_dropped_and_the_others_go_on(make_app):
+    app = make_app(serve=True)
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", app.port))
+    stalled.sendall(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    wait_for(lambda: len(app.events.subscribers) == 1, message="the stalled page to subscribe")
+    reading = events_client(app)
+    heard = []
+    listener = gevent.spawn(lambda: heard.extend(iter(reading.read_event, None)))
+    # News in small bursts, each far below a queue's bound, until the stalled page's socket is
+    # full and its queue overflows; the page that reads keeps up all along.
+    published = 0
+    deadline = time.monotonic() + 60
+    while len(app.events.subscribers) == 2 and time.monotonic() < deadline:
+        for _ in range(3):
+            published += 1
+            app.events.publish("session", f"{published:08} " + "x" * 1000)
+        while (len(heard) < published and len(app.events.subscribers) == 2
+               and time.monotonic() < deadline):
+            gevent.sleep(0.001)  # the reading page's turn
+    assert len(app.events.subscribers) == 1, "the stalled page was never dropped"
+    app.events.publish("session", "after")
+    wait_for(lambda: heard and heard[-1] == {"event": "session", "data": "after"})
+    assert [event["data"][:8] for event in heard[:-1]] == [f"{n:08}" for n in range(1, published + 1)]
+    listener.kill()
+    reading.close()
+    stalled.close()
 
 
 # Runner ###########################################################################################
@@ -910,20 +1069,71 @@ def test_the_history_is_newest_first_paginated_with_trigger_badges(make_app):
     assert client.get("/sessions?before=nonsense").status_code == 200
 
 
-def test_the_history_polls_while_a_session_runs_and_stops_after(make_app, fake):
+def without_elapsed(element):
+    """An element less the running times in it, which count on between two renderings."""
+    for clock in element.select(".elapsed"):
+        clock.clear()
+    return element
+
+
+def test_open_pages_refresh_their_live_parts_from_their_own_routes_on_app_events(make_app, fake):
     fake.plan([{"print": INIT}, hold(), {"print": result()}])
     app = make_app()
+    for number in range(1, 61):
+        app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="(built-in)",
+                                 model="haiku", context="", started_at=iso_ago(minutes=90 - number))
+        app.store.finish_session(number, status="completed", ended_at=iso_ago(minutes=89 - number))
     client = browser_client(app)
-    assert client.get("/sessions").html.select_one("#sessions").get("hx-trigger") is None
     trigger(client, "x")
     wait_for(lambda: fake.reached())
-    fragment = client.get("/sessions", headers={"HX-Request": "true"})
-    assert fragment.text.lstrip().startswith('<div id="sessions" hx-get="/sessions" hx-trigger="every 3s"')
-    assert "<html" not in fragment.text
+    live_parts = {"/": [("#running-pill", "/running-pill", "sse:session"),
+                        ("#dashboard-services", "/dashboard/services", "sse:services"),
+                        ("#dashboard-sessions", "/dashboard/sessions", "sse:session")],
+                  "/sessions": [("#running-pill", "/running-pill", "sse:session"),
+                                ("#sessions", "/sessions", "sse:session")]}
+    for path, parts in live_parts.items():
+        page = client.get(path).html
+        assert (page.body["hx-ext"], page.body["sse-connect"]) == ("sse", "/events")
+        for selector, route, event in parts:
+            element = page.select_one(selector)
+            assert (element["hx-get"], element["hx-trigger"], element["hx-swap"]) == (
+                route, event, "outerHTML")
+            # The route answers with what the page holds: one partial, one source of its HTML.
+            fragment = client.get(route, headers={"HX-Request": "true"})
+            assert "<html" not in fragment.text
+            # (The running time is counted while the page and the fragment are rendered.)
+            assert without_elapsed(fragment.html.select_one(selector)) == without_elapsed(element)
+    assert "Session 61 running" in client.get("/running-pill").text
+    # Only the first page of the history changes when a session starts; nothing polls.
+    older = client.get("/sessions?before=20").html.select_one("#sessions")
+    assert older.get("hx-trigger") is None and older.get("hx-get") is None
+    assert "every " not in client.get("/sessions").text
     fake.release()
-    wait_for(lambda: finished(app, 1))
-    assert client.get("/sessions", headers={"HX-Request": "true"}).html.select_one(
-        "#sessions").get("hx-trigger") is None
+    wait_for(lambda: finished(app, 61))
+    assert client.get("/running-pill").html.select_one("#running-pill a") is None
+
+
+def test_a_running_session_shows_how_long_it_has_run_and_a_finished_one_its_duration(held_session):
+    with held_session() as held:
+        let_time_pass(1.2)   # how long it has run is the point
+        client = browser_client(held.app)
+        started_at = held.app.store.session(1)["started_at"]
+        clocks = [client.get("/").html.select_one("#dashboard-sessions .latest-meta .elapsed"),
+                  client.get("/sessions").html.select_one("tbody tr .elapsed"),
+                  client.get("/sessions/1").html.select_one(".meta .elapsed"),
+                  client.get("/sessions/1/summary").html.select_one(".meta .elapsed")]
+        for clock in clocks:
+            # static/app.js counts on from the start; until it does, the server's count shows.
+            assert clock["data-since"] == started_at
+            assert re.fullmatch(r"\d+ s", clock.text) and int(clock.text.split()[0]) >= 1
+    pages = [client.get(path).text for path in ("/", "/sessions", "/sessions/1")]
+    assert all('class="elapsed"' not in page and "6.1 s" in page for page in pages)
+
+
+@pytest.mark.parametrize("seconds, shown", [(0, "0 s"), (59.9, "59 s"), (61, "1 min 1 s"),
+                                            (3725, "1 h 2 min"), (-3, "0 s")])
+def test_the_running_time_reads_as_static_app_js_counts_it(seconds, shown):
+    assert claude_ops.elapsed_text(seconds) == shown
 
 
 def test_a_session_page_shows_the_card_the_prompt_the_transcript_and_the_response(make_app, fake):
@@ -1183,6 +1393,56 @@ def test_a_live_session_grows_in_the_page_and_ends_by_itself(app_process, fake, 
     assert len(streams()) == 1
     assert page.locator("#transcript .line").count() == len(set(
         page.eval_on_selector_all("#transcript .line", "lines => lines.map(l => l.dataset.line)")))
+    assert unexpected_console_errors(laptop) == [] and laptop.foreign_requests() == []
+
+
+# Set before a page's own scripts run: whether its app-wide event stream is open.
+NOTE_EVENTS_OPEN = """document.addEventListener("htmx:sseOpen", function (event) {
+  if (event.target === document.body) window.eventsOpen = true;
+});"""
+
+
+def test_a_session_ending_updates_its_page_the_dashboard_and_the_history_without_a_reload(
+        app_process, fake, open_page, tmp_path):
+    fake.plan([{"print": INIT}, {"print": assistant_text("Checking the NAS.")}, hold(),
+               {"print": assistant_text("The NAS is fine.")}, {"print": result("All good.")}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "Is the NAS up?"})
+    wait_for(lambda: fake.reached(), message="the CLI to reach its hold")
+    laptop = open_page(LAPTOP)
+    laptop.context.add_init_script(NOTE_EVENTS_OPEN)
+    dashboard, history, session = laptop.page, laptop.new_tab(), laptop.new_tab()
+    for page, path in ((dashboard, "/"), (history, "/sessions"), (session, "/sessions/1")):
+        page.goto(app.url + path)
+        page.wait_for_function("() => window.eventsOpen === true")
+        page.evaluate("window.loadedOnce = true")
+        assert page.inner_text("#running-pill") == "Session 1 running"
+    assert dashboard.inner_text("#dashboard-sessions a.latest[href='/sessions/1'] .status-badge") == (
+        "running")
+    assert history.inner_text("tbody tr:first-child .status-badge") == "running"
+    session.wait_for_selector("#transcript >> text=Checking the NAS.")
+    assert "Live: new lines appear" in session.inner_text(".live-footer")
+    # Running times count on in the browser, from the session's start.
+    for page in (dashboard, history, session):
+        first = page.inner_text(".elapsed")
+        page.wait_for_function("first => document.querySelector('.elapsed').textContent !== first",
+                               arg=first)
+    fake.release()
+    session.wait_for_selector("#transcript >> text=The NAS is fine.")
+    session.wait_for_selector(".live-footer", state="detached")
+    session.wait_for_selector("#session-summary .status-badge.status-completed")
+    session.wait_for_selector(".response >> text=All good.")
+    dashboard.wait_for_selector("#dashboard-sessions .status-badge.status-completed")
+    history.wait_for_selector("tbody tr:first-child .status-badge.status-completed")
+    for page, name in ((dashboard, "index"), (history, "sessions"), (session, "session")):
+        page.wait_for_selector("#running-pill a", state="detached")
+        assert page.locator(".elapsed, .status-running, .live-footer").count() == 0
+        assert not re.search(r"\brunning\b", page.inner_text("body")), name
+        assert page.evaluate("window.loadedOnce") is True, name   # no reload
+        page.screenshot(path=str(tmp_path / f"ended-{name}-1280.png"), full_page=True)
+    # One app-wide stream a page, and the session page's own transcript: nothing reconnected.
+    assert len([url for url in laptop.requests if url.endswith("/events")]) == 3
+    assert len([url for url in laptop.requests if "/stream" in url]) == 1
     assert unexpected_console_errors(laptop) == [] and laptop.foreign_requests() == []
 
 

@@ -4,30 +4,7 @@
 % if dry_run:
 <div class="banner banner-info">Dry run: sessions are told to observe and report, and change nothing.</div>
 % end
-<section class="card">
-  <div class="card-head"><h2>Services</h2><a href="/cooldowns">Cooldowns</a></div>
-  % if cooldown_problem:
-  <p class="notice">{{cooldown_problem}}</p>
-  % end
-  % if not services and not cooldown_problem:
-  <p class="empty">No services recorded yet. Each session checks the homelab and records every service it finds in cooldown.json; they show here after the first session.</p>
-  % elif services:
-  <div class="service-grid">
-    % for service in services:
-    <article class="service-tile health-{{service.health}}">
-      <h3>{{service.name}}</h3>
-      {{!partial('health_badge', service=service)}}
-      <dl>
-        % for limit, count in service.recent:
-        <dt>{{limit.heading}}</dt><dd>{{!partial('cooldown_count', limit=limit, count=count)}}</dd>
-        % end
-        <dt>Last check</dt><dd>{{!local_time(service.last_checked)}}</dd>
-      </dl>
-    </article>
-    % end
-  </div>
-  % end
-</section>
+{{!partial('dashboard_services', services=services, cooldown_problem=cooldown_problem)}}
 
 <section class="card">
   <h2>Run now</h2>
@@ -42,31 +19,4 @@
   </form>
 </section>
 
-<section class="card">
-  <div class="card-head"><h2>Latest session</h2><a href="/sessions">All sessions</a></div>
-  % if latest is None:
-  <p class="empty">No session yet.</p>
-  % else:
-  <a class="latest" href="/sessions/{{latest.id}}">
-    <span class="latest-title">#{{latest.id}}
-      {{!partial('trigger_badge', session=latest)}}
-      {{!partial('status_badge', session=latest)}}
-    </span>
-    <span class="latest-meta">{{!latest.started}} · {{latest.duration}} · {{latest.cost}}</span>
-    % if latest.summary:
-    <span class="latest-summary">{{latest.summary}}</span>
-    % end
-  </a>
-  % end
-</section>
-
-<section class="card next-run">
-  <h2>Next scheduled run</h2>
-  % if next_run_at is not None:
-  <p>{{!local_time(next_run_at)}} <span class="hint">· every {{interval}} after the last one ends</span></p>
-  % elif running_trigger == 'scheduled':
-  <p>{{interval}} after the running session ends.</p>
-  % else:
-  <p>Right after the running session ends.</p>
-  % end
-</section>
+{{!partial('dashboard_sessions', latest=latest, next_run_at=next_run_at, running_trigger=running_trigger)}}

@@ -1,5 +1,5 @@
-% if polling:
-<div id="sessions" hx-get="/sessions" hx-trigger="every 3s" hx-swap="outerHTML">
+% if before_id is None:
+<div id="sessions" hx-get="/sessions" hx-trigger="sse:session" hx-swap="outerHTML">
 % else:
 <div id="sessions">
 % end
