@@ -1381,8 +1381,11 @@ class Hub:
 class AppEvents:
     """What changed, for every open page: `session` when a session starts or ends, `services` when
     cooldown.json changes. An event carries no HTML: each page asks its own partial routes for
-    what they show, so that a partial stays the one source of its HTML. Subscribers' queues are
-    bounded as a transcript's are. cooldown.json is looked at (one stat, never read) when a session
+    what they show, so that a partial stays the one source of its HTML. Those elements stay and
+    take only the partial's children: an element swapped out hears no more events, and the one
+    swapped in listens only once htmx has settled it, 20 ms later, so an event in between (a
+    session that ends as it starts) would be lost. Subscribers' queues are bounded as a
+    transcript's are. cooldown.json is looked at (one stat, never read) when a session
     ends and every COOLDOWN_WATCH_S, since the agent writes it while it works."""
 
     def __init__(self, cooldown_path, queue_bytes=EVENTS_QUEUE_BYTES):

@@ -519,6 +519,22 @@ def test_the_events_stream_tells_of_a_session_starting_and_ending(make_app, fake
     wait_for(lambda: not app.events.subscribers, message="the pages' subscriptions to go")
 
 
+def test_two_hundred_open_pages_each_hear_a_session_start_and_end_and_leave(make_app, fake,
+                                                                             monkeypatch):
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
+    app = make_app(serve=True)
+    pages = [events_client(app) for _ in range(200)]
+    assert len(app.events.subscribers) == 200
+    app.scheduler.trigger_adhoc("x")
+    heard = gevent.joinall([gevent.spawn(lambda page=page: [next_news(page), next_news(page)])
+                            for page in pages], timeout=60)
+    assert [greenlet.value for greenlet in heard] == [[{"event": "session", "data": "1"}] * 2] * 200
+    assert finished(app, 1)["status"] == "completed"
+    for page in pages:
+        page.close()
+    wait_for(lambda: not app.events.subscribers, message="the pages' subscriptions to go")
+
+
 def test_the_events_stream_notices_cooldown_changes_between_sessions(make_app, monkeypatch):
     monkeypatch.setattr(claude_ops, "COOLDOWN_WATCH_S", 0.05)
     monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.5)
@@ -1069,10 +1085,11 @@ def test_the_history_is_newest_first_paginated_with_trigger_badges(make_app):
     assert client.get("/sessions?before=nonsense").status_code == 200
 
 
-def without_elapsed(element):
-    """An element less the running times in it, which count on between two renderings."""
-    for clock in element.select(".elapsed"):
-        clock.clear()
+def without_clocks(element):
+    """An element less the times in it that move on between two renderings: running times, and
+    the next run (now plus the time left, to the second)."""
+    for clock in element.select(".elapsed, .next-run time"):
+        clock.replace_with("(a clock)")
     return element
 
 
@@ -1096,13 +1113,12 @@ def test_open_pages_refresh_their_live_parts_from_their_own_routes_on_app_events
         assert (page.body["hx-ext"], page.body["sse-connect"]) == ("sse", "/events")
         for selector, route, event in parts:
             element = page.select_one(selector)
-            assert (element["hx-get"], element["hx-trigger"], element["hx-swap"]) == (
-                route, event, "outerHTML")
+            assert (element["hx-get"], element["hx-trigger"], element["hx-select"],
+                    element["hx-swap"]) == (route, event, f"{selector} > *", "innerHTML")
             # The route answers with what the page holds: one partial, one source of its HTML.
             fragment = client.get(route, headers={"HX-Request": "true"})
             assert "<html" not in fragment.text
-            # (The running time is counted while the page and the fragment are rendered.)
-            assert without_elapsed(fragment.html.select_one(selector)) == without_elapsed(element)
+            assert without_clocks(fragment.html.select_one(selector)) == without_clocks(element)
     assert "Session 61 running" in client.get("/running-pill").text
     # Only the first page of the history changes when a session starts; nothing polls.
     older = client.get("/sessions?before=20").html.select_one("#sessions")
@@ -1444,6 +1460,61 @@ def test_a_session_ending_updates_its_page_the_dashboard_and_the_history_without
     assert len([url for url in laptop.requests if url.endswith("/events")]) == 3
     assert len([url for url in laptop.requests if "/stream" in url]) == 1
     assert unexpected_console_errors(laptop) == [] and laptop.foreign_requests() == []
+
+
+def test_sessions_that_end_as_soon_as_they_start_leave_no_stale_running_on_open_pages(
+        app_process, fake, open_page):
+    fake.plan([{"exit": 1}])
+    app = app_process()
+    laptop = open_page(LAPTOP)
+    laptop.context.add_init_script(NOTE_EVENTS_OPEN)
+    dashboard, history = laptop.page, laptop.new_tab()
+    for page, path in ((dashboard, "/"), (history, "/sessions")):
+        page.goto(app.url + path)
+        page.wait_for_function("() => window.eventsOpen === true")
+    for session_id in range(1, 5):
+        app.post_json("/api/v1/sessions/trigger", {"prompt": "quick"})
+        wait_for(lambda: (app.get(f"/api/v1/sessions/{session_id}") or {}).get("status") == "failed")
+    # A start and an end a moment apart: the refresh that the end asks for must not go to an
+    # element that the start's refresh has just replaced.
+    dashboard.wait_for_selector("#dashboard-sessions a.latest[href='/sessions/4'] .status-failed")
+    history.wait_for_selector("tbody tr:first-child a[href='/sessions/4']")
+    for page in (dashboard, history):
+        page.wait_for_selector("#running-pill a", state="detached")
+        assert page.locator(".status-running, .elapsed").count() == 0
+    # At most one refresh an event: an element that a refresh replaced no longer listens.
+    asked = lambda path: len([url for url in laptop.requests if url == app.url + path])
+    assert asked("/running-pill") <= 2 * 2 * 4 and asked("/dashboard/sessions") <= 2 * 4
+    assert unexpected_console_errors(laptop) == [] and laptop.foreign_requests() == []
+
+
+def test_a_refresh_asked_for_while_another_is_on_its_way_is_not_lost(app_process, fake, open_page):
+    fake.plan([{"print": INIT}, hold(), {"print": result()}])
+    app = app_process()
+    laptop = open_page(LAPTOP)
+    laptop.context.add_init_script(NOTE_EVENTS_OPEN)
+    page = laptop.page
+    page.goto(app.url + "/")
+    page.wait_for_function("() => window.eventsOpen === true")
+    held = []
+
+    def hold_the_first(route):   # its answer, taken while the session runs, arrives late
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    page.route(app.url + "/running-pill", hold_the_first)
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "x"})
+    wait_for(lambda: page.wait_for_timeout(20) or held, message="the pill's refresh at the start")
+    assert "Session 1 running" in held[0][1].text()
+    fake.release()
+    # The end's event has reached the page once the cards, which hear the same event, show it.
+    page.wait_for_selector("#dashboard-sessions .status-badge.status-completed")
+    route, stale_answer = held[0]
+    route.fulfill(response=stale_answer)
+    page.wait_for_selector("#running-pill a", state="detached")
+    assert unexpected_console_errors(laptop) == []
 
 
 @pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["375px", "1280px"])

@@ -1,4 +1,4 @@
-<section id="dashboard-services" class="card" hx-get="/dashboard/services" hx-trigger="sse:services" hx-swap="outerHTML">
+<section id="dashboard-services" class="card" hx-get="/dashboard/services" hx-trigger="sse:services" hx-select="#dashboard-services > *" hx-swap="innerHTML" hx-disinherit="*">
   <div class="card-head"><h2>Services</h2><a href="/cooldowns">Cooldowns</a></div>
   % if cooldown_problem:
   <p class="notice">{{cooldown_problem}}</p>

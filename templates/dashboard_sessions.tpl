@@ -1,4 +1,4 @@
-<div id="dashboard-sessions" hx-get="/dashboard/sessions" hx-trigger="sse:session" hx-swap="outerHTML">
+<div id="dashboard-sessions" hx-get="/dashboard/sessions" hx-trigger="sse:session" hx-select="#dashboard-sessions > *" hx-swap="innerHTML" hx-disinherit="*">
 <section class="card">
   <div class="card-head"><h2>Latest session</h2><a href="/sessions">All sessions</a></div>
   % if latest is None:

@@ -1,5 +1,5 @@
 % if before_id is None:
-<div id="sessions" hx-get="/sessions" hx-trigger="sse:session" hx-swap="outerHTML">
+<div id="sessions" hx-get="/sessions" hx-trigger="sse:session" hx-select="#sessions > *" hx-swap="innerHTML" hx-disinherit="*">
 % else:
 <div id="sessions">
 % end
