@@ -3122,7 +3122,8 @@ class Web:
 
     def cooldowns_page(self):
         services, problem = self.cooldowns.read()
-        return self.page("cooldowns", "Cooldowns", services=services, cooldown_problem=problem)
+        return self.fragment_or_page(200, "cooldowns", "Cooldowns", services=services,
+                                     cooldown_problem=problem)
 
     def settings_page(self):
         values = [(setting.env, setting_text(setting, getattr(self.config, setting.field)))

@@ -1107,7 +1107,9 @@ def test_open_pages_refresh_their_live_parts_from_their_own_routes_on_app_events
                         ("#dashboard-services", "/dashboard/services", "sse:services"),
                         ("#dashboard-sessions", "/dashboard/sessions", "sse:session")],
                   "/sessions": [("#running-pill", "/running-pill", "sse:session"),
-                                ("#sessions", "/sessions", "sse:session")]}
+                                ("#sessions", "/sessions", "sse:session")],
+                  "/cooldowns": [("#running-pill", "/running-pill", "sse:session"),
+                                 ("#cooldowns", "/cooldowns", "sse:services")]}
     for path, parts in live_parts.items():
         page = client.get(path).html
         assert (page.body["hx-ext"], page.body["sse-connect"]) == ("sse", "/events")
