@@ -1385,14 +1385,21 @@ class AppEvents:
     take only the partial's children: an element swapped out hears no more events, and the one
     swapped in listens only once htmx has settled it, 20 ms later, so an event in between (a
     session that ends as it starts) would be lost. Subscribers' queues are bounded as a
-    transcript's are. cooldown.json is looked at (one stat, never read) when a session
-    ends and every COOLDOWN_WATCH_S, since the agent writes it while it works."""
+    transcript's are. cooldown.json is looked at (one stat, never read) when a session ends and
+    every COOLDOWN_WATCH_S, since the agent writes it while it works.
+    Each event's id is this run's mark and a count, so that a page that comes back with another
+    (its connection dropped, a phone slept, the app restarted) hears of everything at once."""
 
     def __init__(self, cooldown_path, queue_bytes=EVENTS_QUEUE_BYTES):
         self.cooldown_path = cooldown_path
         self.cooldown_key = cooldown_file_key(cooldown_path)
         self.queue_bytes = queue_bytes
         self.subscribers = set()
+        self.run_mark, self.count = os.urandom(4).hex(), 0
+
+    @property
+    def last_id(self):
+        return f"{self.run_mark}-{self.count}"
 
     def subscribe(self):
         subscriber = Subscriber(self.queue_bytes)
@@ -1403,10 +1410,20 @@ class AppEvents:
         self.subscribers.discard(subscriber)
 
     def publish(self, name, data):
+        self.count += 1
         # An event without data is never dispatched by EventSource: every event says something.
-        message = (None, f"event: {name}\ndata: {data}\n\n".encode("utf-8"))
+        message = (None, f"id: {self.last_id}\nevent: {name}\ndata: {data}\n\n".encode("utf-8"))
         for subscriber in list(self.subscribers):
             subscriber.offer(message)
+
+    def catch_up(self, last_event_id):
+        """The first message for a page that last heard `last_event_id` (None: a page just
+        loaded): every kind of event if it missed any, else only the id to come back with. A
+        lone id is no event, yet EventSource keeps it."""
+        if last_event_id is None or last_event_id == self.last_id:
+            return f"id: {self.last_id}\n\n".encode()
+        return "".join(f"id: {self.last_id}\nevent: {name}\ndata: missed\n\n"
+                       for name in ("session", "services")).encode()
 
     def session_changed(self, session_id):
         self.publish("session", session_id)
@@ -2883,11 +2900,11 @@ def event_stream(hub, store, templates, session_id, path, after, started):
             hub.unsubscribe(session_id, subscriber)
 
 
-def app_event_stream(events):
+def app_event_stream(events, last_event_id):
     """A page's stream of AppEvents, with a heartbeat, for as long as the page stays open."""
     subscriber = events.subscribe()  # before the first bytes: the page misses nothing after them
     try:
-        yield f"retry: {SSE_RETRY_MS}\n\n".encode()
+        yield f"retry: {SSE_RETRY_MS}\n\n".encode() + events.catch_up(last_event_id)
         while True:
             items = subscriber.take(SSE_HEARTBEAT_S)
             if subscriber.dropped:
@@ -3077,7 +3094,7 @@ class Web:
 
     def events_stream(self):
         stream_response()
-        return app_event_stream(self.events)
+        return app_event_stream(self.events, bottle.request.get_header("Last-Event-ID"))
 
     def history(self):
         before_id = session_number(bottle.request.query.get("before", ""))

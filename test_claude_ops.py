@@ -476,18 +476,29 @@ def test_a_client_that_leaves_frees_its_subscription(held_session, monkeypatch):
 
 
 def events_client(app, **headers):
-    """An SSEClient on the app's /events, past its first bytes: subscribed from then on."""
+    """An SSEClient on the app's /events, past its first bytes (the retry and the id to come back
+    with): subscribed from then on."""
     client = SSEClient(app.port, "/events", **headers)
     assert client.response.status == 200
     assert client.response.getheader("Content-Type") == "text/event-stream; charset=utf-8"
     assert client.response.readline() == f"retry: {claude_ops.SSE_RETRY_MS}\n".encode()
+    if "Last-Event-ID" not in headers:
+        assert set(heard(client)) == set()
     return client
+
+
+def heard(client):
+    """The next event or heartbeat, less its id, which is kept as the client's last_id."""
+    event = client.read_event()
+    if event is not None and "id" in event:
+        client.last_id = event.pop("id")
+    return event
 
 
 def next_news(client):
     """The next event that is not a heartbeat."""
     while True:
-        event = client.read_event()
+        event = heard(client)
         if event is None or "comment" not in event:
             return event
 
@@ -541,12 +552,35 @@ def test_the_events_stream_notices_cooldown_changes_between_sessions(make_app, m
     app = make_app(serve=True)
     page = events_client(app)
     write_cooldown(app, {"pihole": {"status": "healthy"}})
-    assert page.read_event() == {"event": "services", "data": "cooldown.json"}
+    assert heard(page) == {"event": "services", "data": "cooldown.json"}
     # An unchanged file is news to nobody: the next thing on the stream is the heartbeat.
-    assert page.read_event() == {"comment": "keep-alive"}
+    assert heard(page) == {"comment": "keep-alive"}
     os.remove(os.path.join(app.config.state_dir, "cooldown.json"))
-    assert page.read_event() == {"event": "services", "data": "cooldown.json"}
+    assert heard(page) == {"event": "services", "data": "cooldown.json"}
     page.close()
+
+
+def test_a_page_that_comes_back_after_missing_events_hears_of_everything_at_once(make_app,
+                                                                              monkeypatch):
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
+    app = make_app(serve=True)
+    page = events_client(app)
+    app.events.publish("session", "1")
+    assert next_news(page) == {"event": "session", "data": "1"}
+    page.close()
+    # Back with the id it last heard: nothing was missed, nothing is said.
+    page = events_client(app, **{"Last-Event-ID": page.last_id})
+    assert heard(page) == {} and heard(page) == {"comment": "keep-alive"}
+    missed_after = page.last_id
+    page.close()
+    app.events.publish("session", "2")
+    # Back after missing an event, or from another run of the app: everything may have changed.
+    for last_id in (missed_after, "0badf00d-7"):
+        page = events_client(app, **{"Last-Event-ID": last_id})
+        assert [heard(page), heard(page)] == [{"event": "session", "data": "missed"},
+                                              {"event": "services", "data": "missed"}]
+        assert page.last_id == app.events.last_id
+        page.close()
 
 
 def test_the_events_stream_sends_its_first_bytes_at_once_and_a_heartbeat(make_app, monkeypatch):
@@ -580,8 +614,8 @@ def test_a_page_that_stops_reading_events_is_dropped_and_the_others_go_on(make_a
     stalled.sendall(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
     wait_for(lambda: len(app.events.subscribers) == 1, message="the stalled page to subscribe")
     reading = events_client(app)
-    heard = []
-    listener = gevent.spawn(lambda: heard.extend(iter(reading.read_event, None)))
+    news = []
+    listener = gevent.spawn(lambda: news.extend(iter(lambda: heard(reading), None)))
     # News in small bursts, each far below a queue's bound, until the stalled page's socket is
     # full and its queue overflows; the page that reads keeps up all along.
     published = 0
@@ -590,13 +624,13 @@ def test_a_page_that_stops_reading_events_is_dropped_and_the_others_go_on(make_a
         for _ in range(3):
             published += 1
             app.events.publish("session", f"{published:08} " + "x" * 1000)
-        while (len(heard) < published and len(app.events.subscribers) == 2
+        while (len(news) < published and len(app.events.subscribers) == 2
                and time.monotonic() < deadline):
             gevent.sleep(0.001)  # the reading page's turn
     assert len(app.events.subscribers) == 1, "the stalled page was never dropped"
     app.events.publish("session", "after")
-    wait_for(lambda: heard and heard[-1] == {"event": "session", "data": "after"})
-    assert [event["data"][:8] for event in heard[:-1]] == [f"{n:08}" for n in range(1, published + 1)]
+    wait_for(lambda: news and news[-1] == {"event": "session", "data": "after"})
+    assert [event["data"][:8] for event in news[:-1]] == [f"{n:08}" for n in range(1, published + 1)]
     listener.kill()
     reading.close()
     stalled.close()
@@ -1517,6 +1551,28 @@ def test_a_refresh_asked_for_while_another_is_on_its_way_is_not_lost(app_process
     route.fulfill(response=stale_answer)
     page.wait_for_selector("#running-pill a", state="detached")
     assert unexpected_console_errors(laptop) == []
+
+
+def test_open_pages_catch_up_after_the_app_restarts_in_the_middle_of_a_session(
+        app_process, fake, open_page):
+    fake.plan([{"print": INIT}, hold(), {"print": result()}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "x"})
+    wait_for(lambda: fake.reached(), message="the CLI to reach its hold")
+    laptop = open_page(LAPTOP)
+    laptop.context.add_init_script(NOTE_EVENTS_OPEN)
+    page = laptop.page
+    page.goto(app.url + "/")
+    page.wait_for_function("() => window.eventsOpen === true")
+    page.evaluate("window.loadedOnce = true")
+    assert page.inner_text("#running-pill") == "Session 1 running"
+    app.process.send_signal(signal.SIGKILL)   # no event can tell of this session's end
+    app.process.wait(timeout=10)
+    app.start()   # the same address and state: the session is marked interrupted
+    page.wait_for_selector("#running-pill a", state="detached", timeout=30_000)
+    page.wait_for_selector("#dashboard-sessions .status-badge.status-interrupted")
+    assert page.evaluate("window.loadedOnce") is True   # no reload
+    assert page.locator(".elapsed, .status-running").count() == 0
 
 
 @pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["375px", "1280px"])
