@@ -1018,6 +1018,14 @@ def health_glance(services, now, stale_after):
               for health in HEALTH_STATES}
     newest = max((moment for moment in checked.values() if moment is not None), default=None)
     return HealthGlance(tiles, counts, newest and utc_text(newest))
+def cooldown_file_key(path):
+    """What tells one version of cooldown.json from the next without reading it: a write changes
+    its time or size, a replacement its inode. None when it cannot be looked at."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mode, info.st_mtime_ns, info.st_size
 
 
 class CooldownFile:
@@ -1029,12 +1037,7 @@ class CooldownFile:
         self.key, self.views = None, None
 
     def read(self):
-        try:
-            info = os.stat(self.path)
-            file_key = info.st_ino, info.st_mode, info.st_mtime_ns, info.st_size
-        except OSError:
-            file_key = None
-        key = file_key, int(time.monotonic() // COOLDOWN_RECOUNT_S)
+        key = cooldown_file_key(self.path), int(time.monotonic() // COOLDOWN_RECOUNT_S)
         if key != self.key:
             self.key, self.views = key, read_cooldowns(self.path)
         return self.views
@@ -1318,6 +1321,22 @@ def describe_record(record):
     return renderer(event) if renderer else []
 
 
+def time_since_start(record, started):
+    """When a log record was written, counted from the session's start (a datetime): "+4:02", or
+    "+1:04:02" past an hour. None for a record without a usable time, or one written before the
+    start (the clock was set back while the session ran)."""
+    try:
+        seconds = (parse_iso(record["t"]) - started).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not 0 <= seconds <= MAX_SHOWN_DURATION_S:
+        return None
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"+{hours}:{minutes:02}:{seconds:02}" if hours else f"+{minutes}:{seconds:02}"
+
+
+
 # Where the session's page shows the final response, the assistant's text that is that response
 # points up to it rather than repeating it.
 RESPONSE_POINTER = Entry("assistant", "assistant", "The final response, shown above.",
@@ -1331,13 +1350,17 @@ def record_entries(record):
         return [Entry("text", "output", shorten(str(record.get("line", "")), DISPLAY_TEXT_CHARS))]
 
 
-def render_transcript_line(templates, record, number, response=None):
-    """A log record as its transcript line; `response`: the final response the page shows."""
+def render_transcript_line(templates, record, number, started, response=None):
+    """A log record as its transcript line, with its time since `started` (a datetime);
+    `response`: the final response the page shows. None for a record with nothing to show."""
     entries = record_entries(record)
     if response:
         entries = [RESPONSE_POINTER if entry.kind == "assistant" and entry.text == response
                    else entry for entry in entries]
-    return templates.render("transcript_line", number=number, entries=entries) if entries else None
+    if not entries:
+        return None
+    return templates.render("transcript_line", number=number, entries=entries,
+                            at=time_since_start(record, started))
 
 
 def log_record(stream, line):
@@ -1373,15 +1396,16 @@ def count_lines(path):
         return 0
 
 
-def last_lines(templates, path, count=TRANSCRIPT_PAGE_LINES, response=None):
-    """The last `count` lines of a log rendered: (lines, how many came before, the last number).
-    `response`: the final response, which the page shows above them."""
+def last_lines(templates, path, started, count=TRANSCRIPT_PAGE_LINES, response=None):
+    """The last `count` lines of a log rendered, each with its time since `started`: (lines, how
+    many came before, the last number). `response`: the final response, which the page shows
+    above them."""
     total = count_lines(path)
     skipped = max(0, total - count)
     shown_response = response and shorten(response, DISPLAY_TEXT_CHARS)
     lines = []
     for number, record in read_log(path, after=skipped, upto=total):
-        rendered = render_transcript_line(templates, record, number, shown_response)
+        rendered = render_transcript_line(templates, record, number, started, shown_response)
         if rendered:
             lines.append(rendered)
     return lines, skipped, total
@@ -1431,8 +1455,13 @@ def delete_old_logs(store, results_dir, retention_days):
 # Hub ################################################################################################
 # The running session's transcript as it is written, and the browsers that follow it: a line is
 # rendered once and handed to every subscriber's bounded queue; a stalled subscriber is dropped.
+# Also the app-wide events that tell every open page what changed.
 
 SUBSCRIBER_QUEUE_BYTES = 4 * 1024 * 1024
+# An app-wide event is a few dozen bytes, and there are a few a session: a page whose queue holds
+# this much has stopped reading.
+EVENTS_QUEUE_BYTES = 4096
+COOLDOWN_WATCH_S = 5
 
 
 class Subscriber:
@@ -1472,10 +1501,12 @@ class Subscriber:
 
 
 class LiveTranscript:
-    """The log file of a running session, written line by line, and its subscribers."""
+    """The log file of a running session, written line by line, and its subscribers. Each line's
+    time is counted from `started`, the session's start as its row has it (to the second), so that
+    a line shows the same time live and when its page is loaded again."""
 
-    def __init__(self, path, templates):
-        self.templates = templates
+    def __init__(self, path, templates, started):
+        self.templates, self.started = templates, started
         self.file = open(path, "ab")
         self.count = 0
         self.subscribers = set()
@@ -1485,7 +1516,7 @@ class LiveTranscript:
         self.file.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
         self.count += 1
         if self.subscribers:
-            html_text = render_transcript_line(self.templates, record, self.count)
+            html_text = render_transcript_line(self.templates, record, self.count, self.started)
             if html_text:
                 message = (self.count, sse_message(self.count, html_text))
                 for subscriber in list(self.subscribers):
@@ -1511,8 +1542,8 @@ class Hub:
         self.queue_bytes = queue_bytes
         self.live = {}
 
-    def open(self, session_id, path):
-        transcript = self.live[session_id] = LiveTranscript(path, self.templates)
+    def open(self, session_id, path, started):
+        transcript = self.live[session_id] = LiveTranscript(path, self.templates, started)
         return transcript
 
     def close(self, session_id, status):
@@ -1536,6 +1567,69 @@ class Hub:
         transcript = self.live.get(session_id)
         if transcript is not None:
             transcript.subscribers.discard(subscriber)
+
+
+class AppEvents:
+    """What changed, for every open page: `session` when a session starts or ends, `services` when
+    cooldown.json changes. An event carries no HTML: each page asks its own partial routes for
+    what they show, so that a partial stays the one source of its HTML. Those elements stay and
+    take only the partial's children: an element swapped out hears no more events, and the one
+    swapped in listens only once htmx has settled it, 20 ms later, so an event in between (a
+    session that ends as it starts) would be lost. Subscribers' queues are bounded as a
+    transcript's are. cooldown.json is looked at (one stat, never read) when a session ends and
+    every COOLDOWN_WATCH_S, since the agent writes it while it works.
+    Each event's id is this run's mark and a count, so that a page that comes back with another
+    (its connection dropped, a phone slept, the app restarted) hears of everything at once."""
+
+    def __init__(self, cooldown_path, queue_bytes=EVENTS_QUEUE_BYTES):
+        self.cooldown_path = cooldown_path
+        self.cooldown_key = cooldown_file_key(cooldown_path)
+        self.queue_bytes = queue_bytes
+        self.subscribers = set()
+        self.run_mark, self.count = os.urandom(4).hex(), 0
+
+    @property
+    def last_id(self):
+        return f"{self.run_mark}-{self.count}"
+
+    def subscribe(self):
+        subscriber = Subscriber(self.queue_bytes)
+        self.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber):
+        self.subscribers.discard(subscriber)
+
+    def publish(self, name, data):
+        self.count += 1
+        # An event without data is never dispatched by EventSource: every event says something.
+        message = (None, f"id: {self.last_id}\nevent: {name}\ndata: {data}\n\n".encode("utf-8"))
+        for subscriber in list(self.subscribers):
+            subscriber.offer(message)
+
+    def catch_up(self, last_event_id):
+        """The first message for a page that last heard `last_event_id` (None: a page just
+        loaded): every kind of event if it missed any, else only the id to come back with. A
+        lone id is no event, yet EventSource keeps it."""
+        if last_event_id is None or last_event_id == self.last_id:
+            return f"id: {self.last_id}\n\n".encode()
+        return "".join(f"id: {self.last_id}\nevent: {name}\ndata: missed\n\n"
+                       for name in ("session", "services")).encode()
+
+    def session_changed(self, session_id):
+        self.publish("session", session_id)
+        self.check_services()
+
+    def check_services(self):
+        key = cooldown_file_key(self.cooldown_path)
+        if key != self.cooldown_key:
+            self.cooldown_key = key
+            self.publish("services", "cooldown.json")
+
+    def watch_services(self):
+        while True:
+            gevent.sleep(COOLDOWN_WATCH_S)
+            self.check_services()
 
 
 # Runner #############################################################################################
@@ -1931,7 +2025,8 @@ class Runner:
         outcome, transcript = Outcome(), None
         try:
             self.store.update_session(session_id, log_file=log_name)
-            transcript = self.hub.open(session_id, os.path.join(self.config.results_dir, log_name))
+            transcript = self.hub.open(session_id, os.path.join(self.config.results_dir, log_name),
+                                       parse_iso(iso(started)))
             transcript.append("app", f"{trigger} session {session_id} started at tier {tier.number}"
                                      f" with model {tier.model}"
                                      + (f", continuing session {parent['id']}" if parent else ""))
@@ -2487,11 +2582,12 @@ ALERTS_WAITING = object()
 
 
 class Scheduler:
-    def __init__(self, config, store, runner, notifier):
+    def __init__(self, config, store, runner, notifier, events):
         self.config = config
         self.store = store
         self.runner = runner
         self.notifier = notifier
+        self.events = events
         self.alerts_taken = gevent.event.Event()  # replaced once set: each wait sees the next
         self.triggers = gevent.queue.Queue(maxsize=1)
         self.greenlet = None
@@ -2665,6 +2761,7 @@ class Scheduler:
                 log.exception("a session failed to run; the scheduler goes on")
                 faulted = True
             finally:
+                ended = self.running_session_id
                 self.busy, self.running_session_id, self.running_trigger = False, None, None
                 if started is not None and not started.ready():
                     started.set(None)
@@ -2672,6 +2769,8 @@ class Scheduler:
                 self.wait_for_trigger(FAULT_PAUSE_S)
             if trigger == "scheduled":
                 self.due_monotonic = time.monotonic() + self.config.interval_s
+            if ended is not None:  # told once the schedule has moved on, which the pages show
+                self.events.session_changed(ended)
             if not self.accepting:
                 return
 
@@ -2695,6 +2794,7 @@ class Scheduler:
     def session_started(self, started):
         def record(session_id):
             self.running_session_id = session_id
+            self.events.session_changed(session_id)
             if started is not None:
                 started.set(session_id)
         return record
@@ -2760,6 +2860,11 @@ def local_time(text):
     return f'<time datetime="{html.escape(text)}">{label}</time>'
 
 
+def elapsed_text(seconds):
+    """A running session's time so far, in whole seconds as static/app.js counts it on."""
+    return f"{max(0, int(seconds))} s" if seconds < 60 else duration_text(seconds)
+
+
 def spoken_seconds(seconds):
     for unit_s, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
         if seconds >= unit_s and seconds % unit_s == 0:
@@ -2802,7 +2907,16 @@ class SessionView:
 
     started = property(lambda self: local_time(self.row["started_at"]))
     ended = property(lambda self: local_time(self.row["ended_at"]))
-    duration = property(lambda self: session_duration(self.row))
+
+    @property
+    def duration(self):
+        """How long it took; while it runs, how long so far, which static/app.js keeps counting."""
+        if not self.running:
+            return session_duration(self.row)
+        started_at = self.row["started_at"]
+        return (f'<span class="elapsed" data-since="{html.escape(started_at)}">'
+                f'{elapsed_text((utc_now() - parse_iso(started_at)).total_seconds())}</span>')
+
     prompt_file = property(lambda self: self.row["prompt_file"] or NOTHING)
     exit_code = property(lambda self: NOTHING if self.row["exit_code"] is None
                          else self.row["exit_code"])
@@ -3256,15 +3370,15 @@ class StaticFiles:
         return self.found[name]
 
 
-def event_stream(hub, store, templates, session_id, path, after):
+def event_stream(hub, store, templates, session_id, path, after, started):
     """A session's transcript as SSE from line `after` on: what the log holds, then, while the
-    session runs, each new line as it comes, then `done`."""
+    session runs, each new line as it comes, then `done`. Times are counted from `started`."""
     yield f"retry: {SSE_RETRY_MS}\n\n".encode()
     subscriber, upto = hub.subscribe(session_id)
     try:
         chunk = bytearray()
         for number, record in read_log(path, after, upto) if path else ():
-            rendered = render_transcript_line(templates, record, number)
+            rendered = render_transcript_line(templates, record, number, started)
             if rendered:
                 chunk += sse_message(number, rendered)
             if len(chunk) >= SSE_CHUNK_BYTES:
@@ -3279,6 +3393,20 @@ def event_stream(hub, store, templates, session_id, path, after):
     finally:
         if subscriber is not None:
             hub.unsubscribe(session_id, subscriber)
+
+
+def app_event_stream(events, last_event_id):
+    """A page's stream of AppEvents, with a heartbeat, for as long as the page stays open."""
+    subscriber = events.subscribe()  # before the first bytes: the page misses nothing after them
+    try:
+        yield f"retry: {SSE_RETRY_MS}\n\n".encode() + events.catch_up(last_event_id)
+        while True:
+            items = subscriber.take(SSE_HEARTBEAT_S)
+            if subscriber.dropped:
+                return
+            yield b"".join(message for _, message in items) or b": keep-alive\n\n"
+    finally:
+        events.unsubscribe(subscriber)
 
 
 def live_messages(subscriber, after):
@@ -3378,13 +3506,18 @@ def is_htmx():
 
 def session_json(session):
     return {key: value for key, value in session.items() if key != "context"}
+def stream_response():
+    """Headers of an SSE response: nothing between here and the browser may hold it back."""
+    bottle.response.content_type = "text/event-stream; charset=utf-8"
+    bottle.response.set_header("Cache-Control", "no-cache")
+    bottle.response.set_header("X-Accel-Buffering", "no")
 
 
 class Web:
     """The handlers, with what they need from the sections above."""
 
-    def __init__(self, config, store, hub, scheduler, notifier, templates, environ):
-        self.config, self.store, self.hub = config, store, hub
+    def __init__(self, config, store, hub, events, scheduler, notifier, templates, environ):
+        self.config, self.store, self.hub, self.events = config, store, hub, events
         self.scheduler, self.notifier, self.templates = scheduler, notifier, templates
         self.cli_version = Refreshed(CLI_VERSION_CHECK_S, lambda: cli_version(config.claude_bin,
                                                                                environ))
@@ -3457,22 +3590,51 @@ class Web:
         return check and SessionView(check), other and SessionView(other)
 
     def dashboard(self):
-        services, cooldown_problem = self.cooldowns.read()
         warnings, next_run_at = self.warnings(), self.scheduler.next_run_at
         # The dashboard is rendered again only when something it shows has changed; the
         # cooldowns' key changes every COOLDOWN_RECOUNT_S, which keeps the stale flags current.
         shown = (self.store.version, self.cooldowns.key, self.warnings.computed_at, next_run_at,
                  self.scheduler.running_trigger, self.scheduler.running_session_id)
         if self.dashboard_cache[0] != shown:
-            check, other = self.latest_views()
-            stats = self.stats()
             self.dashboard_cache = shown, self.page(
-                "index", "Dashboard", glance=health_glance(services, utc_now(), self.stale_after),
-                cooldown_problem=cooldown_problem, check=check, other=other,
-                next_run_at=next_run_at and iso(next_run_at), stats=stats,
-                session_bars=stacked_bars(stats), cost_bars=cost_bars(stats),
-                running_trigger=self.scheduler.running_trigger, warnings=warnings)
+                "index", "Dashboard", warnings=warnings, **self.dashboard_services_values(),
+                **self.dashboard_sessions_values())
         return self.dashboard_cache[1]
+
+    def dashboard_services_values(self):
+        """What the headline and the service grid show."""
+        services, cooldown_problem = self.cooldowns.read()
+        next_run_at = self.scheduler.next_run_at
+        return dict(glance=health_glance(services, utc_now(), self.stale_after),
+                    cooldown_problem=cooldown_problem, next_run_at=next_run_at and iso(next_run_at),
+                    running_trigger=self.scheduler.running_trigger)
+
+    def dashboard_sessions_values(self):
+        """What the cards of the last health check and the latest other session, and the stats,
+        show."""
+        check, other = self.latest_views()
+        stats = self.stats()
+        return dict(check=check, other=other, stats=stats, session_bars=stacked_bars(stats),
+                    cost_bars=cost_bars(stats))
+
+    # Partials that open pages fetch again when /events says they changed.
+
+    def dashboard_headline(self):
+        return self.templates.render("dashboard_headline", **self.dashboard_services_values())
+
+    def dashboard_services(self):
+        return self.templates.render("dashboard_services", **self.dashboard_services_values())
+
+    def dashboard_sessions(self):
+        return self.templates.render("dashboard_sessions", **self.dashboard_sessions_values())
+
+    def running_pill(self):
+        return self.templates.render("running_pill",
+                                     running_session_id=self.scheduler.running_session_id)
+
+    def events_stream(self):
+        stream_response()
+        return app_event_stream(self.events, bottle.request.get_header("Last-Event-ID"))
 
     def history(self):
         before_id = session_number(bottle.request.query.get("before", ""))
@@ -3483,8 +3645,7 @@ class Web:
             filters=filters, trigger_choices=list(TRIGGERS), this_page=history_url(filters),
             status_choices=[(name, status.label) for name, status in STATUSES.items()],
             newest=None if before_id is None else history_url(filters),
-            older=None if older is None else history_url(filters, older),
-            polling=before_id is None and self.scheduler.busy)
+            older=None if older is None else history_url(filters, older))
 
     def session_view(self, session):
         return SessionView(session, self.store.follow_ups(session["id"]))
@@ -3492,8 +3653,8 @@ class Web:
     def session_page(self, session_id):
         session = self.load_session(session_id)
         path = self.log_path(session)
-        lines, skipped, upto = last_lines(self.templates, path, response=session["response"]) \
-            if path else ([], 0, 0)
+        lines, skipped, upto = (last_lines(self.templates, path, parse_iso(session["started_at"]),
+                                           response=session["response"]) if path else ([], 0, 0))
         session_id = session["id"]
         return self.page("session", f"Session {session_id}", session=self.session_view(session),
                          notifications=self.store.notifications(session_id),
@@ -3508,11 +3669,10 @@ class Web:
     def session_stream(self, session_id):
         session = self.load_session(session_id)
         resume = bottle.request.get_header("Last-Event-ID") or bottle.request.query.get("after", "")
-        bottle.response.content_type = "text/event-stream; charset=utf-8"
-        bottle.response.set_header("Cache-Control", "no-cache")
-        bottle.response.set_header("X-Accel-Buffering", "no")
+        stream_response()
         return event_stream(self.hub, self.store, self.templates, session["id"],
-                            self.log_path(session), session_number(resume) or 0)
+                            self.log_path(session), session_number(resume) or 0,
+                            parse_iso(session["started_at"]))
 
     def kept_log(self, session_id):
         """A session and the path of its log file; 404 once retention has deleted it."""
@@ -3540,7 +3700,8 @@ class Web:
 
     def cooldowns_page(self):
         services, problem = self.cooldowns.read()
-        return self.page("cooldowns", "Cooldowns", services=services, cooldown_problem=problem)
+        return self.fragment_or_page(200, "cooldowns", "Cooldowns", services=services,
+                                     cooldown_problem=problem)
 
     def settings_page(self):
         values = [(setting.env, setting_text(setting, getattr(self.config, setting.field)))
@@ -3763,6 +3924,11 @@ ROUTES = (  # method, path, Web handler
     ("GET", "/sessions/<session_id>/stream", "session_stream"),
     ("GET", "/sessions/<session_id>/log", "session_log"),
     ("GET", "/sessions/<session_id>/transcript.txt", "session_text"),
+    ("GET", "/events", "events_stream"),
+    ("GET", "/running-pill", "running_pill"),
+    ("GET", "/dashboard/headline", "dashboard_headline"),
+    ("GET", "/dashboard/services", "dashboard_services"),
+    ("GET", "/dashboard/sessions", "dashboard_sessions"),
     ("GET", "/cooldowns", "cooldowns_page"),
     ("GET", "/settings", "settings_page"),
     ("POST", "/settings/test-notification", "test_notification"),
@@ -3937,11 +4103,12 @@ class ClaudeOps:
         self.hub = Hub(self.templates)
         self.runner = Runner(config, self.store, self.hub, environ)
         self.notifier = Notifier(config, self.store, self.runner.redact)
-        self.scheduler = Scheduler(config, self.store, self.runner, self.notifier)
-        web = Web(config, self.store, self.hub, self.scheduler, self.notifier, self.templates,
-                  self.runner.environ)
+        self.events = AppEvents(os.path.join(config.state_dir, "cooldown.json"))
+        self.scheduler = Scheduler(config, self.store, self.runner, self.notifier, self.events)
+        web = Web(config, self.store, self.hub, self.events, self.scheduler, self.notifier,
+                  self.templates, self.runner.environ)
         self.web = with_security_headers(build_web(web))
-        self.server = self.retention = None
+        self.server = self.retention = self.cooldown_watch = None
 
     def start(self, listener=None):
         """Start serving on `listener` (a bound socket; default the configured address) and start
@@ -3952,6 +4119,7 @@ class ClaudeOps:
         self.server.start()
         self.scheduler.start()
         self.retention = gevent.spawn(self.keep_deleting_old_logs)
+        self.cooldown_watch = gevent.spawn(self.events.watch_services)
         return self.server.address
 
     def delete_old_logs(self):
@@ -3966,8 +4134,9 @@ class ClaudeOps:
             gevent.sleep(RETENTION_EVERY_S)
 
     def stop(self):
-        if self.retention is not None:
-            self.retention.kill()
+        for greenlet in (self.retention, self.cooldown_watch):
+            if greenlet is not None:
+                greenlet.kill()
         self.scheduler.stop()
         if self.server is not None:
             self.server.stop(timeout=1)

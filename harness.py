@@ -317,12 +317,17 @@ class BrowserPage:
     def __init__(self, browser, viewport):
         self.context = browser.new_context(viewport=viewport)
         self.context.set_default_timeout(15_000)
-        self.page = self.context.new_page()
         self.console_errors, self.requests = [], []
-        self.page.on("console", lambda message: message.type == "error"
-                     and self.console_errors.append(message.text))
-        self.page.on("pageerror", lambda error: self.console_errors.append(str(error)))
-        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page = self.new_tab()
+
+    def new_tab(self):
+        """Another page of the same browser context, which shares its connections per origin."""
+        page = self.context.new_page()
+        page.on("console", lambda message: message.type == "error"
+                and self.console_errors.append(message.text))
+        page.on("pageerror", lambda error: self.console_errors.append(str(error)))
+        page.on("request", lambda request: self.requests.append(request.url))
+        return page
 
     def foreign_requests(self):
         return [url for url in self.requests

@@ -405,6 +405,52 @@ def test_a_failed_session_never_reads_success(run_session, ending, line):
         # The dashboard's stats name their "success rate": that is no session's status.
         assert "success" not in html_page.get_text().lower().replace("success rate", "")
     assert page.select_one(".error-block strong").text == "Why it failed:"
+def since_start(record, started_at):
+    """What a line should show: its log time less the session's start, as +m:ss."""
+    seconds = int((claude_ops.parse_iso(record["t"]) - claude_ops.parse_iso(started_at)).total_seconds())
+    return f"+{seconds // 60}:{seconds % 60:02}"
+
+
+def shown_times(html_text):
+    """(line number, time shown) of each transcript line in a page or an SSE message."""
+    return [(int(number), time_shown) for number, time_shown in re.findall(
+        r'data-line="(\d+)"><span class="at">([^<]*)</span>', html_text)]
+
+
+def test_every_transcript_line_shows_its_time_since_the_start_live_and_replayed(held_session):
+    steps = [{"print": INIT}, {"print": assistant_text("Before the pause.")}, hold(),
+             {"print": assistant_text("After the pause.")}, {"print": result()}]
+    with held_session(steps, serve=True) as held:
+        live = SSEClient(held.app.port, "/sessions/1/stream")
+        wait_for(lambda: subscriber_count(held.app) == 1)
+        let_time_pass(2.2)   # the time shown is the point: the lines after it are 2 s later
+        held.release()
+        live.read_until_done()
+        live.close()
+    app, session = held.app, held.session
+    records = log_records(app, session)
+    expected = [(number, since_start(record, session["started_at"]))
+                for number, record in enumerate(records, start=1)]
+    assert len(expected) == 6   # the app's line, init, two words, the result, the app's last
+    assert expected[0][1] in ("+0:00", "+0:01") and int(expected[-1][1].split(":")[1]) >= 2
+    live_times = shown_times("".join(event["data"] for event in live.messages()))
+    replay = SSEClient(app.port, "/sessions/1/stream")
+    replay.read_until_done()
+    replay.close()
+    assert live_times == expected
+    assert shown_times("".join(event["data"] for event in replay.messages())) == expected
+    assert shown_times(browser_client(app).get("/sessions/1").text) == expected
+
+
+@pytest.mark.parametrize("t, shown", [
+    ("2026-11-24T10:03:00.400Z", "+0:00"), ("2026-11-24T10:03:42.999Z", "+0:42"),
+    ("2026-11-24T10:15:07Z", "+12:07"), ("2026-11-24T11:07:02Z", "+1:04:02"),
+    ("2026-11-24T10:02:00Z", None), ("not a time", None), (1732442580, None), (None, None),
+    ("2026-11-24T10:03:05", None)])   # a time without a zone cannot be compared
+def test_a_lines_time_is_counted_from_the_start_or_left_out(t, shown):
+    started = claude_ops.parse_iso("2026-11-24T10:03:00Z")
+    record = {"stream": "app", "line": "x"} if t is None else {"t": t, "stream": "app", "line": "x"}
+    assert claude_ops.time_since_start(record, started) == shown
 
 
 # Hub and SSE ######################################################################################
@@ -553,6 +599,167 @@ def test_a_client_that_leaves_frees_its_subscription(held_session, monkeypatch):
         client.close()
         held.release("more")
         wait_for(lambda: subscriber_count(held.app) == 0, message="the subscription to be freed")
+
+
+def events_client(app, **headers):
+    """An SSEClient on the app's /events, past its first bytes (the retry and the id to come back
+    with): subscribed from then on."""
+    client = SSEClient(app.port, "/events", **headers)
+    assert client.response.status == 200
+    assert client.response.getheader("Content-Type") == "text/event-stream; charset=utf-8"
+    assert client.response.readline() == f"retry: {claude_ops.SSE_RETRY_MS}\n".encode()
+    if "Last-Event-ID" not in headers:
+        assert set(heard(client)) == set()
+    return client
+
+
+def heard(client):
+    """The next event or heartbeat, less its id, which is kept as the client's last_id."""
+    event = client.read_event()
+    if event is not None and "id" in event:
+        client.last_id = event.pop("id")
+    return event
+
+
+def next_news(client):
+    """The next event that is not a heartbeat."""
+    while True:
+        event = heard(client)
+        if event is None or "comment" not in event:
+            return event
+
+
+def test_the_events_stream_tells_of_a_session_starting_and_ending(make_app, fake, monkeypatch):
+    monkeypatch.setattr(claude_ops, "COOLDOWN_WATCH_S", 3600)  # only the session's end looks
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)    # a page that left is noticed soon
+    fake.plan([{"print": INIT}, hold(), {"print": result()}])
+    app = make_app(serve=True)
+    pages = [events_client(app) for _ in range(3)]
+    client = browser_client(app)
+    app.scheduler.trigger_adhoc("x")
+    for page in pages:
+        assert next_news(page) == {"event": "session", "data": "1"}
+    # When a page hears of it, what it asks for again already shows it.
+    assert "Session 1 running" in client.get("/running-pill").text
+    assert client.get("/dashboard/sessions").html.select_one(".status-running") is not None
+    wait_for(lambda: fake.reached())
+    write_cooldown(app, {"jellyfin": {"status": "down"}})   # the agent records what it found
+    fake.release()
+    for page in pages:
+        assert next_news(page) == {"event": "session", "data": "1"}
+        assert next_news(page) == {"event": "services", "data": "cooldown.json"}
+    assert client.get("/running-pill").html.select_one("#running-pill a") is None
+    assert client.get("/dashboard/sessions").html.select_one(".status-completed") is not None
+    assert "jellyfin" in client.get("/dashboard/services").text
+    for page in pages:
+        page.close()
+    wait_for(lambda: not app.events.subscribers, message="the pages' subscriptions to go")
+
+
+def test_two_hundred_open_pages_each_hear_a_session_start_and_end_and_leave(make_app, fake,
+                                                                             monkeypatch):
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
+    app = make_app(serve=True)
+    pages = [events_client(app) for _ in range(200)]
+    assert len(app.events.subscribers) == 200
+    app.scheduler.trigger_adhoc("x")
+    heard = gevent.joinall([gevent.spawn(lambda page=page: [next_news(page), next_news(page)])
+                            for page in pages], timeout=60)
+    assert [greenlet.value for greenlet in heard] == [[{"event": "session", "data": "1"}] * 2] * 200
+    assert finished(app, 1)["status"] == "completed"
+    for page in pages:
+        page.close()
+    wait_for(lambda: not app.events.subscribers, message="the pages' subscriptions to go")
+
+
+def test_the_events_stream_notices_cooldown_changes_between_sessions(make_app, monkeypatch):
+    monkeypatch.setattr(claude_ops, "COOLDOWN_WATCH_S", 0.05)
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.5)
+    app = make_app(serve=True)
+    page = events_client(app)
+    write_cooldown(app, {"pihole": {"status": "healthy"}})
+    assert heard(page) == {"event": "services", "data": "cooldown.json"}
+    # An unchanged file is news to nobody: the next thing on the stream is the heartbeat.
+    assert heard(page) == {"comment": "keep-alive"}
+    os.remove(os.path.join(app.config.state_dir, "cooldown.json"))
+    assert heard(page) == {"event": "services", "data": "cooldown.json"}
+    page.close()
+
+
+def test_a_page_that_comes_back_after_missing_events_hears_of_everything_at_once(make_app,
+                                                                              monkeypatch):
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
+    app = make_app(serve=True)
+    page = events_client(app)
+    app.events.publish("session", "1")
+    assert next_news(page) == {"event": "session", "data": "1"}
+    page.close()
+    # Back with the id it last heard: nothing was missed, nothing is said.
+    page = events_client(app, **{"Last-Event-ID": page.last_id})
+    assert heard(page) == {} and heard(page) == {"comment": "keep-alive"}
+    missed_after = page.last_id
+    page.close()
+    app.events.publish("session", "2")
+    # Back after missing an event, or from another run of the app: everything may have changed.
+    for last_id in (missed_after, "0badf00d-7"):
+        page = events_client(app, **{"Last-Event-ID": last_id})
+        assert [heard(page), heard(page)] == [{"event": "session", "data": "missed"},
+                                              {"event": "services", "data": "missed"}]
+        assert page.last_id == app.events.last_id
+        page.close()
+
+
+def test_the_events_stream_sends_its_first_bytes_at_once_and_a_heartbeat(make_app, monkeypatch):
+    monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
+    page = events_client(make_app(serve=True))
+    assert page.read_event() == {"comment": "keep-alive"}
+    assert page.read_event() == {"comment": "keep-alive"}
+    page.close()
+
+
+def test_the_events_stream_is_guarded_like_every_page(make_app):
+    app = make_app(serve=True, password="correct horse")
+    for headers, status in [({}, 401), ({"Authorization": basic("wrong")}, 401),
+                            ({"Host": "evil.example", "Authorization": basic("correct horse")}, 403)]:
+        connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
+        connection.request("GET", "/events", headers={"Host": "localhost", **headers})
+        response = connection.getresponse()
+        assert response.status == status and b"event:" not in response.read()
+        connection.close()
+    assert app.events.subscribers == set()
+    page = events_client(app, Authorization=basic("correct horse"))
+    assert len(app.events.subscribers) == 1
+    page.close()
+
+
+def test_a_page_that_stops_reading_events_is_dropped_and_the_others_go_on(make_app):
+    app = make_app(serve=True)
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", app.port))
+    stalled.sendall(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    wait_for(lambda: len(app.events.subscribers) == 1, message="the stalled page to subscribe")
+    reading = events_client(app)
+    news = []
+    listener = gevent.spawn(lambda: news.extend(iter(lambda: heard(reading), None)))
+    # News in small bursts, each far below a queue's bound, until the stalled page's socket is
+    # full and its queue overflows; the page that reads keeps up all along.
+    published = 0
+    deadline = time.monotonic() + 60
+    while len(app.events.subscribers) == 2 and time.monotonic() < deadline:
+        for _ in range(3):
+            published += 1
+            app.events.publish("session", f"{published:08} " + "x" * 1000)
+        while (len(news) < published and len(app.events.subscribers) == 2
+               and time.monotonic() < deadline):
+            gevent.sleep(0.001)  # the reading page's turn
+    assert len(app.events.subscribers) == 1, "the stalled page was never dropped"
+    app.events.publish("session", "after")
+    wait_for(lambda: news and news[-1] == {"event": "session", "data": "after"})
+    assert [event["data"][:8] for event in news[:-1]] == [f"{n:08}" for n in range(1, published + 1)]
+    listener.kill()
+    reading.close()
+    stalled.close()
 
 
 # Runner ###########################################################################################
@@ -1052,7 +1259,8 @@ def test_the_headline_counts_the_services_and_the_tiles_go_worst_first_with_stal
     assert [tile.select("dd")[-1].text for tile in tiles][4:] == [
         "30 min ago", "8 min ago", "6 min ago", "—"]
     # On a phone Run now comes before the grid: so it does in the page.
-    sections = [section["class"][1] for section in page.html.select(".dashboard > section")]
+    sections = [section["class"][1] for section in page.html.select(
+        ".dashboard > section, .dashboard > .live-part > section")]
     assert sections.index("run-now") < sections.index("services")
 
 
@@ -1247,20 +1455,73 @@ def test_the_history_is_newest_first_paginated_with_trigger_badges(make_app):
     assert client.get("/sessions?before=nonsense").status_code == 200
 
 
-def test_the_history_polls_while_a_session_runs_and_stops_after(make_app, fake):
+def without_clocks(element):
+    """An element less the times in it that move on between two renderings: running times, and
+    the next run (now plus the time left, to the second)."""
+    for clock in element.select(".elapsed, .next-run time"):
+        clock.replace_with("(a clock)")
+    return element
+
+
+def test_open_pages_refresh_their_live_parts_from_their_own_routes_on_app_events(make_app, fake):
     fake.plan([{"print": INIT}, hold(), {"print": result()}])
     app = make_app()
+    for number in range(1, 61):
+        app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="(built-in)",
+                                 model="haiku", context="", started_at=iso_ago(minutes=90 - number))
+        app.store.finish_session(number, status="completed", ended_at=iso_ago(minutes=89 - number))
     client = browser_client(app)
-    assert client.get("/sessions").html.select_one("#sessions").get("hx-trigger") is None
     trigger(client, "x")
     wait_for(lambda: fake.reached())
-    fragment = client.get("/sessions", headers={"HX-Request": "true"})
-    assert fragment.text.lstrip().startswith('<div id="sessions" hx-get="/sessions" hx-trigger="every 3s"')
-    assert "<html" not in fragment.text
+    live_parts = {"/": [("#running-pill", "/running-pill", "sse:session"),
+                        ("#dashboard-services", "/dashboard/services", "sse:services"),
+                        ("#dashboard-sessions", "/dashboard/sessions", "sse:session")],
+                  "/sessions": [("#running-pill", "/running-pill", "sse:session"),
+                                ("#sessions", "/sessions", "sse:session")],
+                  "/cooldowns": [("#running-pill", "/running-pill", "sse:session"),
+                                 ("#cooldowns", "/cooldowns", "sse:services")]}
+    for path, parts in live_parts.items():
+        page = client.get(path).html
+        assert (page.body["hx-ext"], page.body["sse-connect"]) == ("sse", "/events")
+        for selector, route, event in parts:
+            element = page.select_one(selector)
+            assert (element["hx-get"], element["hx-trigger"], element["hx-select"],
+                    element["hx-swap"]) == (route, event, f"{selector} > *", "innerHTML")
+            # The route answers with what the page holds: one partial, one source of its HTML.
+            fragment = client.get(route, headers={"HX-Request": "true"})
+            assert "<html" not in fragment.text
+            assert without_clocks(fragment.html.select_one(selector)) == without_clocks(element)
+    assert "Session 61 running" in client.get("/running-pill").text
+    # Only the first page of the history changes when a session starts; nothing polls.
+    older = client.get("/sessions?before=20").html.select_one("#sessions")
+    assert older.get("hx-trigger") is None and older.get("hx-get") is None
+    assert "every " not in client.get("/sessions").text
     fake.release()
-    wait_for(lambda: finished(app, 1))
-    assert client.get("/sessions", headers={"HX-Request": "true"}).html.select_one(
-        "#sessions").get("hx-trigger") is None
+    wait_for(lambda: finished(app, 61))
+    assert client.get("/running-pill").html.select_one("#running-pill a") is None
+
+
+def test_a_running_session_shows_how_long_it_has_run_and_a_finished_one_its_duration(held_session):
+    with held_session() as held:
+        let_time_pass(1.2)   # how long it has run is the point
+        client = browser_client(held.app)
+        started_at = held.app.store.session(1)["started_at"]
+        clocks = [client.get("/").html.select_one("#dashboard-sessions .latest-meta .elapsed"),
+                  client.get("/sessions").html.select_one("tbody tr .elapsed"),
+                  client.get("/sessions/1").html.select_one(".meta .elapsed"),
+                  client.get("/sessions/1/summary").html.select_one(".meta .elapsed")]
+        for clock in clocks:
+            # static/app.js counts on from the start; until it does, the server's count shows.
+            assert clock["data-since"] == started_at
+            assert re.fullmatch(r"\d+ s", clock.text) and int(clock.text.split()[0]) >= 1
+    pages = [client.get(path).text for path in ("/", "/sessions", "/sessions/1")]
+    assert all('class="elapsed"' not in page and "6.1 s" in page for page in pages)
+
+
+@pytest.mark.parametrize("seconds, shown", [(0, "0 s"), (59.9, "59 s"), (61, "1 min 1 s"),
+                                            (3725, "1 h 2 min"), (-3, "0 s")])
+def test_the_running_time_reads_as_static_app_js_counts_it(seconds, shown):
+    assert claude_ops.elapsed_text(seconds) == shown
 
 
 def test_a_session_page_shows_the_card_the_prompt_the_transcript_and_the_response(make_app, fake):
@@ -1639,6 +1900,138 @@ def test_a_live_session_grows_in_the_page_and_ends_by_itself(app_process, fake, 
     assert page.locator("#transcript .line").count() == len(set(
         page.eval_on_selector_all("#transcript .line", "lines => lines.map(l => l.dataset.line)")))
     assert unexpected_console_errors(laptop) == [] and laptop.foreign_requests() == []
+
+
+# Set before a page's own scripts run: whether its app-wide event stream is open.
+NOTE_EVENTS_OPEN = """document.addEventListener("htmx:sseOpen", function (event) {
+  if (event.target === document.body) window.eventsOpen = true;
+});"""
+
+
+def test_a_session_ending_updates_its_page_the_dashboard_and_the_history_without_a_reload(
+        app_process, fake, open_page, tmp_path):
+    fake.plan([{"print": INIT}, {"print": assistant_text("Checking the NAS.")}, hold(),
+               {"print": assistant_text("The NAS is fine.")}, {"print": result("All good.")}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "Is the NAS up?"})
+    wait_for(lambda: fake.reached(), message="the CLI to reach its hold")
+    laptop = open_page(LAPTOP)
+    laptop.context.add_init_script(NOTE_EVENTS_OPEN)
+    dashboard, history, session = laptop.page, laptop.new_tab(), laptop.new_tab()
+    for page, path in ((dashboard, "/"), (history, "/sessions"), (session, "/sessions/1")):
+        page.goto(app.url + path)
+        page.wait_for_function("() => window.eventsOpen === true")
+        page.evaluate("window.loadedOnce = true")
+        assert page.inner_text("#running-pill") == "Session 1 running"
+    assert dashboard.inner_text("#dashboard-sessions a.latest[href='/sessions/1'] .status-badge") == (
+        "running")
+    assert history.inner_text("tbody tr:first-child .status-badge") == "running"
+    session.wait_for_selector("#transcript >> text=Checking the NAS.")
+    assert "Live: new lines appear" in session.inner_text(".live-footer")
+    # Running times count on in the browser, from the session's start.
+    for page in (dashboard, history, session):
+        first = page.inner_text(".elapsed")
+        page.wait_for_function("first => document.querySelector('.elapsed').textContent !== first",
+                               arg=first)
+    fake.release()
+    session.wait_for_selector("#transcript >> text=The NAS is fine.")
+    session.wait_for_selector(".live-footer", state="detached")
+    session.wait_for_selector("#session-summary .status-badge.status-completed")
+    session.wait_for_selector(".response >> text=All good.")
+    dashboard.wait_for_selector("#dashboard-sessions .status-badge.status-completed")
+    history.wait_for_selector("tbody tr:first-child .status-badge.status-completed")
+    for page, name in ((dashboard, "index"), (history, "sessions"), (session, "session")):
+        page.wait_for_selector("#running-pill a", state="detached")
+        assert page.locator(".elapsed, .status-running, .live-footer").count() == 0
+        # The history's status filter offers "running" as a choice: that says nothing runs.
+        shown = page.locator("body").evaluate(
+            "body => { const copy = body.cloneNode(true);"
+            " copy.querySelectorAll('.history-filters').forEach(form => form.remove());"
+            " return copy.innerText; }")
+        assert not re.search(r"\brunning\b", shown), name
+        assert page.evaluate("window.loadedOnce") is True, name   # no reload
+        page.screenshot(path=str(tmp_path / f"ended-{name}-1280.png"), full_page=True)
+    # One app-wide stream a page, and the session page's own transcript: nothing reconnected.
+    assert len([url for url in laptop.requests if url.endswith("/events")]) == 3
+    assert len([url for url in laptop.requests if "/stream" in url]) == 1
+    assert unexpected_console_errors(laptop) == [] and laptop.foreign_requests() == []
+
+
+def test_sessions_that_end_as_soon_as_they_start_leave_no_stale_running_on_open_pages(
+        app_process, fake, open_page):
+    fake.plan([{"exit": 1}])
+    app = app_process()
+    laptop = open_page(LAPTOP)
+    laptop.context.add_init_script(NOTE_EVENTS_OPEN)
+    dashboard, history = laptop.page, laptop.new_tab()
+    for page, path in ((dashboard, "/"), (history, "/sessions")):
+        page.goto(app.url + path)
+        page.wait_for_function("() => window.eventsOpen === true")
+    for session_id in range(1, 5):
+        app.post_json("/api/v1/sessions/trigger", {"prompt": "quick"})
+        wait_for(lambda: (app.get(f"/api/v1/sessions/{session_id}") or {}).get("status") == "failed")
+    # A start and an end a moment apart: the refresh that the end asks for must not go to an
+    # element that the start's refresh has just replaced.
+    dashboard.wait_for_selector("#dashboard-sessions a.latest[href='/sessions/4'] .status-failed")
+    history.wait_for_selector("tbody tr:first-child a[href='/sessions/4']")
+    for page in (dashboard, history):
+        page.wait_for_selector("#running-pill a", state="detached")
+        assert page.locator(".status-running, .elapsed").count() == 0
+    # At most one refresh an event: an element that a refresh replaced no longer listens.
+    asked = lambda path: len([url for url in laptop.requests if url == app.url + path])
+    assert asked("/running-pill") <= 2 * 2 * 4 and asked("/dashboard/sessions") <= 2 * 4
+    assert unexpected_console_errors(laptop) == [] and laptop.foreign_requests() == []
+
+
+def test_a_refresh_asked_for_while_another_is_on_its_way_is_not_lost(app_process, fake, open_page):
+    fake.plan([{"print": INIT}, hold(), {"print": result()}])
+    app = app_process()
+    laptop = open_page(LAPTOP)
+    laptop.context.add_init_script(NOTE_EVENTS_OPEN)
+    page = laptop.page
+    page.goto(app.url + "/")
+    page.wait_for_function("() => window.eventsOpen === true")
+    held = []
+
+    def hold_the_first(route):   # its answer, taken while the session runs, arrives late
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    page.route(app.url + "/running-pill", hold_the_first)
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "x"})
+    wait_for(lambda: page.wait_for_timeout(20) or held, message="the pill's refresh at the start")
+    assert "Session 1 running" in held[0][1].text()
+    fake.release()
+    # The end's event has reached the page once the cards, which hear the same event, show it.
+    page.wait_for_selector("#dashboard-sessions .status-badge.status-completed")
+    route, stale_answer = held[0]
+    route.fulfill(response=stale_answer)
+    page.wait_for_selector("#running-pill a", state="detached")
+    assert unexpected_console_errors(laptop) == []
+
+
+def test_open_pages_catch_up_after_the_app_restarts_in_the_middle_of_a_session(
+        app_process, fake, open_page):
+    fake.plan([{"print": INIT}, hold(), {"print": result()}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "x"})
+    wait_for(lambda: fake.reached(), message="the CLI to reach its hold")
+    laptop = open_page(LAPTOP)
+    laptop.context.add_init_script(NOTE_EVENTS_OPEN)
+    page = laptop.page
+    page.goto(app.url + "/")
+    page.wait_for_function("() => window.eventsOpen === true")
+    page.evaluate("window.loadedOnce = true")
+    assert page.inner_text("#running-pill") == "Session 1 running"
+    app.process.send_signal(signal.SIGKILL)   # no event can tell of this session's end
+    app.process.wait(timeout=10)
+    app.start()   # the same address and state: the session is marked interrupted
+    page.wait_for_selector("#running-pill a", state="detached", timeout=30_000)
+    page.wait_for_selector("#dashboard-sessions .status-badge.status-interrupted")
+    assert page.evaluate("window.loadedOnce") is True   # no reload
+    assert page.locator(".elapsed, .status-running").count() == 0
 
 
 @pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["375px", "1280px"])

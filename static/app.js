@@ -1,4 +1,5 @@
-// Small behaviours htmx does not cover: local and relative times, and a live transcript that follows its end.
+// Small behaviours htmx does not cover: local and relative times, the running time of a running
+// session, and a live transcript that follows its end.
 (function () {
   "use strict";
   // Short enough for a phone's table cell; the year only when it is not this one.
@@ -40,6 +41,24 @@
       }
     });
   }
+  // A running session's time so far, counted on from its start each second, in the words the
+  // server's fallback text uses (claude_ops.elapsed_text): "42 s", "3 min 5 s", "1 h 4 min".
+  function elapsedText(seconds) {
+    if (seconds < 60) return seconds + " s";
+    var minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return minutes + " min " + (seconds % 60) + " s";
+    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+
+  function showElapsed() {
+    document.querySelectorAll(".elapsed[data-since]").forEach(function (element) {
+      var since = Date.parse(element.getAttribute("data-since"));
+      if (!isNaN(since)) {
+        element.textContent = elapsedText(Math.max(0, Math.floor((Date.now() - since) / 1000)));
+      }
+    });
+  }
+  setInterval(showElapsed, 1000);
 
   // Follow the end of a live transcript unless the reader has scrolled away from it: whether to
   // follow is decided as each line arrives, from where the reader is at that moment.
@@ -52,12 +71,14 @@
     showLocalTimes(document);
     showAgoTimes(document);
     setInterval(function () { showAgoTimes(document); }, 30000);
+    showElapsed();
     var box = document.getElementById("transcript");
     if (box && box.hasAttribute("sse-connect")) box.scrollTop = box.scrollHeight;
   });
   document.addEventListener("htmx:afterSwap", function (event) {
     showLocalTimes(event.target);
     showAgoTimes(event.target);
+    showElapsed();
   });
   document.addEventListener("htmx:sseBeforeMessage", function (event) {
     following = nearEnd(event.target);

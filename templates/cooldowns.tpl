@@ -1,4 +1,4 @@
-<section class="card">
+<section id="cooldowns" class="card" hx-get="/cooldowns" hx-trigger="sse:services" hx-select="#cooldowns > *" hx-swap="innerHTML" hx-disinherit="*">
   <h1>Cooldowns</h1>
   <p class="hint">Limits the agent keeps: {{cooldown_rules}}.</p>
   % if cooldown_problem:

@@ -5,7 +5,7 @@
 % if dry_run:
 <div class="banner banner-info dashboard-wide">Dry run: sessions are told to observe and report, and change nothing.</div>
 % end
-{{!partial('health_headline', glance=glance, cooldown_problem=cooldown_problem, next_run_at=next_run_at, running_trigger=running_trigger)}}
+{{!partial('dashboard_headline', glance=glance, cooldown_problem=cooldown_problem, next_run_at=next_run_at, running_trigger=running_trigger)}}
 
 <section class="card run-now">
   <h2>Run now</h2>
@@ -20,17 +20,7 @@
   </form>
 </section>
 
-{{!partial('service_grid', glance=glance, cooldown_problem=cooldown_problem)}}
+{{!partial('dashboard_services', glance=glance, cooldown_problem=cooldown_problem)}}
 
-<section class="card latest-check">
-  <div class="card-head"><h2>Last health check</h2><a href="/sessions">All sessions</a></div>
-  {{!partial('latest_session', session=check, empty='No scheduled health check yet.')}}
-</section>
-
-<section class="card latest-other">
-  <div class="card-head"><h2>Latest other session</h2></div>
-  {{!partial('latest_session', session=other, empty='No manual or alert session yet.')}}
-</section>
-
-{{!partial('stats', stats=stats, session_bars=session_bars, cost_bars=cost_bars)}}
+{{!partial('dashboard_sessions', check=check, other=other, stats=stats, session_bars=session_bars, cost_bars=cost_bars)}}
 </div>

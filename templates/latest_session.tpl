@@ -6,7 +6,7 @@
     {{!partial('trigger_badge', session=session)}}
     {{!partial('status_badge', session=session)}}
   </span>
-  <span class="latest-meta">{{!session.started}} · {{session.duration}} · {{session.cost}}</span>
+  <span class="latest-meta">{{!session.started}} · {{!session.duration}} · {{session.cost}}</span>
 </a>
 % if session.error:
 <p class="latest-why">{{session.why or 'Error'}}:</p>

@@ -16,7 +16,7 @@
 <script src="/static/htmx-ext-sse-2.2.4.min.js" defer></script>
 <script src="/static/app.js" defer></script>
 </head>
-<body>
+<body hx-ext="sse" sse-connect="/events">
 <header class="topbar">
   <a class="brand" href="/"><img src="/static/icon.svg" alt="" width="22" height="22">claude-ops</a>
   <nav>
@@ -25,9 +25,7 @@
     <a href="/cooldowns">Cooldowns</a>
     <a href="/settings">Settings</a>
   </nav>
-  % if running_session_id:
-  <a class="running-pill" href="/sessions/{{running_session_id}}"><span class="pulse"></span>Session {{running_session_id}} running</a>
-  % end
+  {{!partial('running_pill', running_session_id=running_session_id)}}
 </header>
 <main>
 {{!body}}

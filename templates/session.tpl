@@ -31,9 +31,7 @@
     % end
   </div>
   % if live:
-  <div class="live-footer"><span class="pulse"></span>Live: new lines appear as Claude works.
-    <span hx-get="/sessions/{{session.id}}/summary" hx-trigger="htmx:sseClose from:#transcript" hx-target="#session-summary" hx-swap="outerHTML"></span>
-  </div>
+  <div class="live-footer" hx-get="/sessions/{{session.id}}/summary" hx-trigger="htmx:sseClose from:#transcript" hx-swap="delete" hx-select-oob="#session-summary"><span class="pulse"></span>Live: new lines appear as Claude works.</div>
   % elif not lines and session.has_log:
   <p class="empty">The transcript is empty.</p>
   % end

@@ -9,7 +9,7 @@
   <td>{{!partial('trigger_badge', session=session)}}</td>
   <td>{{!partial('status_badge', session=session)}}</td>
   <td class="wide-only">{{session.model}}</td>
-  <td class="wide-only">{{session.duration}}</td>
+  <td class="wide-only">{{!session.duration}}</td>
   <td class="wide-only">{{session.cost}}</td>
   <td class="wide-only">{{session.turns}}</td>
 </tr>

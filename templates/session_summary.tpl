@@ -22,7 +22,7 @@
     <dt>Prompt</dt><dd>{{session.prompt_file}}</dd>
     <dt>Started</dt><dd>{{!session.started}}</dd>
     <dt>Ended</dt><dd>{{!session.ended}}</dd>
-    <dt>Duration</dt><dd>{{session.duration}}</dd>
+    <dt>Duration</dt><dd>{{!session.duration}}</dd>
     <dt>Cost</dt><dd>{{session.cost}}{{' · the conversation so far: ' + session.conversation_cost if session.conversation_cost else ''}}</dd>
     <dt>Turns</dt><dd>{{session.turns}}</dd>
     <dt>Exit code</dt><dd>{{session.exit_code}}</dd>

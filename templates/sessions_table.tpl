@@ -1,5 +1,5 @@
-% if polling:
-<div id="sessions" hx-get="{{this_page}}" hx-trigger="every 3s" hx-swap="outerHTML">
+% if newest is None:
+<div id="sessions" hx-get="{{this_page}}" hx-trigger="sse:session" hx-select="#sessions > *" hx-swap="innerHTML" hx-disinherit="*">
 % else:
 <div id="sessions">
 % end

@@ -1,4 +1,7 @@
 <div class="line line-{{entries[0].kind}}" data-line="{{number}}">\\
+% if at:
+<span class="at">{{at}}</span>\\
+% end
 % for entry in entries:
 <div class="entry entry-{{entry.kind}}"><span class="label">{{entry.label}}</span>\\
 % if entry.fold:
