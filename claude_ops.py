@@ -10,6 +10,7 @@ monkey.patch_all()
 
 import argparse
 import base64
+import contextlib
 import datetime
 import errno
 import fcntl
@@ -29,6 +30,7 @@ import signal
 import socket
 import sqlite3
 import stat
+import struct
 import sys
 import time
 import urllib.parse
@@ -475,6 +477,12 @@ MIGRATIONS = [
     """
     ALTER TABLE sessions ADD COLUMN process_group INTEGER;
     ALTER TABLE sessions ADD COLUMN process_mark TEXT;
+    """,
+    # Start-up looks for rows left `running`, retention for old rows that still have a log: both
+    # stay a few rows' work at a million rows.
+    """
+    CREATE INDEX sessions_running ON sessions (id) WHERE status = 'running';
+    CREATE INDEX sessions_with_log ON sessions (started_at) WHERE log_file IS NOT NULL;
     """,
 ]
 
@@ -1170,17 +1178,78 @@ def log_record(stream, line):
             "stream": stream, "line": line}
 
 
+# A log's line index: the byte offset where line k * LINE_INDEX_EVERY + 1 starts, for k = 1, 2, ...,
+# as 8-byte little-endian numbers in a file beside the log, written as the lines are. A page reads
+# only the tail of a log and a stream resumes from where it left, whatever the log's length.
+LINE_INDEX_EVERY = 1000
+LINE_INDEX_SUFFIX = ".lines"
+LINE_INDEX_ENTRY = struct.Struct("<Q")
+# Work that grows with a log's length gives the event loop back after this long, and goes on only
+# once the loop has nothing else to do, so that every other request goes first. (Yielding with
+# gevent.sleep(0) between chunks let one replay still hold each health answer ~175 ms.)
+BUSY_SLICE_S = 0.002
+COUNT_CHUNK_BYTES = 1 << 16
+
+
+class Pacer:
+    """Called in a long loop: yields to the event loop once its greenlet has worked BUSY_SLICE_S
+    without a pause."""
+
+    def __init__(self):
+        self.since = time.monotonic()
+
+    def __call__(self):
+        if time.monotonic() - self.since >= BUSY_SLICE_S:
+            gevent.idle()
+            self.since = time.monotonic()
+
+
+def line_index_path(log_path):
+    return log_path + LINE_INDEX_SUFFIX
+
+
+def indexed_start(log_file, path, after):
+    """(lines before, byte offset) of the latest indexed line start at or before line `after` + 1
+    of an open log, which is left at that offset; (0, 0) without a usable index. An entry is
+    trusted only where it follows a line break, so a damaged index costs a longer read, never a
+    wrong line."""
+    entry = after // LINE_INDEX_EVERY
+    if entry == 0:
+        return 0, 0
+    try:
+        with open(line_index_path(path), "rb") as index:
+            size = os.fstat(index.fileno()).st_size
+            entry = min(entry, size // LINE_INDEX_ENTRY.size)
+            if entry == 0:
+                return 0, 0
+            index.seek((entry - 1) * LINE_INDEX_ENTRY.size)
+            offset, = LINE_INDEX_ENTRY.unpack(index.read(LINE_INDEX_ENTRY.size))
+    except OSError:
+        return 0, 0
+    if offset < 1:
+        return 0, 0
+    log_file.seek(offset - 1)
+    if log_file.read(1) != b"\n":
+        log_file.seek(0)
+        return 0, 0
+    return entry * LINE_INDEX_EVERY, offset
+
+
 def read_log(path, after=0, upto=None):
     """(number, record) for the lines of a log file after `after`, up to `upto`; a damaged line
-    comes back as plain text rather than stopping the transcript."""
+    comes back as plain text rather than stopping the transcript. Starts at the indexed line
+    nearest `after`, and yields to the event loop as it goes."""
     try:
         log_file = open(path, "rb")
     except OSError:
         return
+    pace = Pacer()
     with log_file:
-        for number, raw in enumerate(log_file, start=1):
+        start, _ = indexed_start(log_file, path, after)
+        for number, raw in enumerate(log_file, start=start + 1):
             if upto is not None and number > upto:
                 break
+            pace()
             if number <= after:
                 continue
             try:
@@ -1191,23 +1260,34 @@ def read_log(path, after=0, upto=None):
 
 
 def count_lines(path):
+    """The whole lines of a log: the index's last entry, then the line breaks after it."""
     try:
         with open(path, "rb") as log_file:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: log_file.read(1 << 20), b""))
+            total, _ = indexed_start(log_file, path, sys.maxsize)
+            pace = Pacer()
+            for chunk in iter(lambda: log_file.read(COUNT_CHUNK_BYTES), b""):
+                total += chunk.count(b"\n")
+                pace()
+            return total
     except OSError:
         return 0
+
+
+def rendered_lines(templates, path, after, upto):
+    """Lines `after` + 1 to `upto` of a log, rendered (those without entries left out)."""
+    lines = []
+    for number, record in read_log(path, after=after, upto=upto):
+        rendered = render_transcript_line(templates, record, number)
+        if rendered:
+            lines.append(rendered)
+    return lines
 
 
 def last_lines(templates, path, count=TRANSCRIPT_PAGE_LINES):
     """The last `count` lines of a log rendered: (lines, how many came before, the last number)."""
     total = count_lines(path)
     skipped = max(0, total - count)
-    lines = []
-    for number, record in read_log(path, after=skipped, upto=total):
-        rendered = render_transcript_line(templates, record, number)
-        if rendered:
-            lines.append(rendered)
-    return lines, skipped, total
+    return rendered_lines(templates, path, skipped, total), skipped, total
 
 
 def sse_message(number, html_text):
@@ -1224,15 +1304,18 @@ def sse_done(status):
 def delete_old_logs(store, results_dir, retention_days):
     """Retention: the log files of old sessions go; their rows stay, without a log."""
     cutoff = utc_now() - datetime.timedelta(days=retention_days)
+    pace = Pacer()
     for row in store.logs_started_before(cutoff):
+        log_path = os.path.join(results_dir, row["log_file"])
         try:
-            os.remove(os.path.join(results_dir, row["log_file"]))
-        except FileNotFoundError:
-            pass
+            for path in (log_path, line_index_path(log_path)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
         except OSError as exc:
             log.warning("cannot delete an old session log: %s", exc)
             continue
         store.update_session(row["id"], log_file=None)
+        pace()
 
 
 # Hub ################################################################################################
@@ -1284,13 +1367,24 @@ class LiveTranscript:
     def __init__(self, path, templates):
         self.templates = templates
         self.file = open(path, "ab")
+        try:
+            self.index = open(line_index_path(path), "ab", buffering=0)
+        except OSError:
+            self.file.close()
+            raise
+        self.offset = self.file.tell()
         self.count = 0
         self.subscribers = set()
 
     def append(self, stream, line):
         record = log_record(stream, line)
-        self.file.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+        data = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+        self.file.write(data)
+        self.offset += len(data)
         self.count += 1
+        if self.count % LINE_INDEX_EVERY == 0:
+            self.file.flush()  # an entry points only at lines a reader can already find
+            self.index.write(LINE_INDEX_ENTRY.pack(self.offset))
         if self.subscribers:
             html_text = render_transcript_line(self.templates, record, self.count)
             if html_text:
@@ -1302,10 +1396,11 @@ class LiveTranscript:
         self.file.flush()
 
     def finish(self, status):
-        try:
-            self.file.close()
-        except OSError:  # a full disk: the last buffered lines are lost, the row says why
-            pass
+        for written in (self.file, self.index):
+            try:
+                written.close()
+            except OSError:  # a full disk: the last buffered lines are lost, the row says why
+                pass
         for subscriber in list(self.subscribers):
             subscriber.offer((None, sse_done(status)))
 
@@ -2956,6 +3051,21 @@ class Web:
                          alerts=self.store.session_alerts(session_id),
                          lines=lines, skipped=skipped, after=upto, live=session_id in self.hub.live)
 
+    def session_lines(self, session_id):
+        """A page of the transcript lines before line `before`, for "Show earlier lines"."""
+        session = self.load_session(session_id)
+        path = self.log_path(session)
+        before = session_number(bottle.request.query.get("before", ""))
+        if before is None:
+            refuse(400, "Say before which line, as a whole number (?before=N).")
+        if path is None or not os.path.exists(path):
+            refuse(404, "This session's log file is gone (see CLAUDEOPS_RETENTION_DAYS).")
+        upto = max(0, min(before - 1, count_lines(path)))
+        skipped = max(0, upto - TRANSCRIPT_PAGE_LINES)
+        return self.templates.render("transcript_page", session_id=session["id"],
+                                     lines=rendered_lines(self.templates, path, skipped, upto),
+                                     skipped=skipped)
+
     def session_summary(self, session_id):
         session = self.load_session(session_id)
         return self.templates.render("session_summary", session=self.session_view(session),
@@ -3191,6 +3301,7 @@ ROUTES = (  # method, path, Web handler
     ("POST", "/sessions/<session_id>/rerun", "rerun_form"),
     ("POST", "/sessions/<session_id>/followup", "followup_form"),
     ("GET", "/sessions/<session_id>", "session_page"),
+    ("GET", "/sessions/<session_id>/lines", "session_lines"),
     ("GET", "/sessions/<session_id>/summary", "session_summary"),
     ("GET", "/sessions/<session_id>/stream", "session_stream"),
     ("GET", "/sessions/<session_id>/log", "session_log"),

@@ -12,6 +12,7 @@ import resource
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -148,6 +149,24 @@ def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
     check.close()
 
 
+def test_start_up_and_retention_read_the_table_through_indexes(make_app):
+    app = make_app(start=False)
+    statements = []
+    app.store.db.set_trace_callback(statements.append)
+    claude_ops.end_abandoned_groups(app.store)
+    app.store.interrupt_running("the app stopped")
+    app.delete_old_logs()
+    app.store.db.set_trace_callback(None)
+    assert len(statements) == 4
+    # Each reads a partial index, which holds only the rows it looks for: a few at a million rows.
+    partial = [row["name"] for row in app.store.db.execute("PRAGMA index_list(sessions)")
+               if row["partial"]]
+    for statement in statements:
+        plan = " ".join(row["detail"] for row in app.store.db.execute(
+            "EXPLAIN QUERY PLAN " + statement))
+        assert any(f"USING INDEX {name}" in plan for name in partial), (statement, plan)
+
+
 def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
     app = make_app(start=False, retention_days=30)
     old_id = app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="(built-in)",
@@ -158,8 +177,10 @@ def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
         name = f"session-{session_id}.jsonl"
         (tmp_path / "results" / name).write_text('{"t": "", "stream": "app", "line": "hello"}\n')
         app.store.update_session(session_id, log_file=name, status="completed")
+    (tmp_path / "results" / f"session-{old_id}.jsonl.lines").write_bytes(struct.pack("<Q", 44))
     app.delete_old_logs()
     assert not (tmp_path / "results" / f"session-{old_id}.jsonl").exists()
+    assert not (tmp_path / "results" / f"session-{old_id}.jsonl.lines").exists()
     assert (tmp_path / "results" / f"session-{new_id}.jsonl").exists()
     assert app.store.session(old_id)["log_file"] is None
     page = browser_client(app).get(f"/sessions/{old_id}")
@@ -968,6 +989,103 @@ def test_a_long_transcript_shows_its_last_2000_lines_and_says_how_many_are_hidde
     assert page.html.select_one(".notice").text == (
         f"{total - 2000} earlier lines are not shown here; the raw log has them all.")
     assert page.html.select_one("a[href='/sessions/1/log']") is not None
+
+
+def blank_head(app, session, lines):
+    """Overwrites the first `lines` lines of a session's log with one long line of x: only a
+    reader that starts at the line index can still number the lines after them."""
+    path = os.path.join(app.config.results_dir, session["log_file"])
+    with open(path, "r+b") as log_file:
+        head = sum(len(log_file.readline()) for _ in range(lines))
+        log_file.seek(0)
+        log_file.write(b"x" * (head - 1))
+    return path
+
+
+def test_a_long_page_reads_only_the_tail_of_its_log_from_the_line_index(run_session):
+    app, session = run_session([{"print": INIT}, {"flood_stdout": 4500}, {"print": result()}])
+    total = len(log_records(app, session))
+    assert total == 4504
+    path = blank_head(app, session, 2000)
+    assert os.path.getsize(path + ".lines") == 4 * 8  # lines 1001, 2001, 3001 and 4001
+    page = browser_client(app).get("/sessions/1")
+    numbers = [int(line["data-line"]) for line in page.html.select("#transcript .line")]
+    assert numbers == list(range(total - 2000 + 1, total + 1))
+    assert page.html.select_one(".notice").text.startswith(f"{total - 2000} earlier lines")
+    assert numbered_lines([{"data": page.text}])[-1] == 4499
+
+
+def test_a_damaged_line_index_costs_a_longer_read_and_no_wrong_line(run_session):
+    app, session = run_session([{"print": INIT}, {"flood_stdout": 4500}, {"print": result()}])
+    path = os.path.join(app.config.results_dir, session["log_file"])
+    with open(path + ".lines", "wb") as index:
+        index.write(struct.pack("<4Q", 5, 17, 10**12, 3))  # offsets that follow no line break
+    page = browser_client(app).get("/sessions/1")
+    numbers = [int(line["data-line"]) for line in page.html.select("#transcript .line")]
+    assert numbers == list(range(2505, 4505))
+    os.remove(path + ".lines")
+    assert browser_client(app).get("/sessions/1").text == page.text
+
+
+def test_a_stream_resumed_from_line_n_starts_at_the_line_index(run_session):
+    app, session = run_session([{"print": INIT}, {"flood_stdout": 4500}, {"print": result()}])
+    blank_head(app, session, 3000)
+    page = browser_client(app).get("/sessions/1/stream?after=3100")
+    ids = [int(number) for number in re.findall(r"^id: (\d+)$", page.text, re.MULTILINE)]
+    assert ids == list(range(3101, 4505))
+    assert numbered_lines([{"data": page.text}])[:2] == [3098, 3099]
+    assert page.text.endswith("event: done\ndata: completed\n\n")
+
+
+def test_show_earlier_lines_loads_the_previous_page_of_the_transcript(run_session):
+    app, session = run_session([{"print": INIT}, {"flood_stdout": 4500}, {"print": result()}])
+    client = browser_client(app)
+    page = client.get("/sessions/1")
+    button = page.html.select_one("#earlier-lines button")
+    assert button["hx-get"] == "/sessions/1/lines?before=2505"
+    earlier = client.get(button["hx-get"], headers={"HX-Request": "true"})
+    numbers = [int(line["data-line"]) for line in earlier.html.select(".line")]
+    assert numbers == list(range(505, 2505))
+    assert earlier.html.select_one("#hidden-lines").text.startswith("504 earlier lines")
+    first = client.get(earlier.html.select_one("#earlier-lines button")["hx-get"])
+    assert [int(line["data-line"]) for line in first.html.select(".line")] == list(range(1, 505))
+    assert first.html.select_one("#earlier-lines") is None
+    assert first.html.select_one("#hidden-lines").text == "Every line of the transcript is shown."
+    client.get("/sessions/1/lines", status=400)
+    client.get("/sessions/1/lines?before=x", status=400)
+    client.get("/sessions/9/lines?before=10", status=404)
+    assert client.get("/sessions/1/lines?before=0").html.select(".line") == []
+
+
+def test_health_answers_while_a_long_stream_is_replayed_from_line_0(tmp_path, fake):
+    fake.plan([{"print": INIT}, {"flood_stdout": 60_000}, {"print": result()}])
+    app = AppProcess(tmp_path, fake).start()
+    try:
+        assert app.post_json("/api/v1/sessions/trigger", {"prompt": "flood"})[0] == 201
+        wait_for(lambda: (app.get("/api/v1/sessions/1") or {}).get("status") == "completed",
+                 timeout=120, message="the long session to end")
+        replay = socket.create_connection(("127.0.0.1", app.port), timeout=60)
+        replay.sendall(b"GET /sessions/1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        started, ended = gevent.event.Event(), gevent.event.Event()
+
+        def read_fast():  # faster than the app writes: its sends never wait for this reader
+            tail = b""
+            while b"event: done" not in tail:
+                chunk = replay.recv(1 << 20)
+                if not chunk:
+                    break
+                started.set()
+                tail = tail[-64:] + chunk
+            ended.set()
+
+        reader = gevent.spawn(read_fast)
+        assert started.wait(timeout=30)
+        assert app.get("/api/v1/health")["status"] == "ok"
+        assert not ended.is_set()  # the answer came while the replay was still going
+        reader.join(timeout=120)
+        assert ended.is_set()
+    finally:
+        app.stop()
 
 
 def test_a_failed_session_page_shows_why_and_a_scheduled_one_has_no_prompt_block(make_app, fake):
@@ -1809,7 +1927,8 @@ def test_the_bundle_serves_every_page_and_runs_a_session_on_debians_python(bundl
                 assert fetch(f"{url}/static/{name}") == (200, original.read()), name
     assert sorted(os.listdir(folder)) == ["claude-ops.pyz", "results", "state"]
     assert os.path.exists(folder / "state" / "claudeops.db")
-    assert len(os.listdir(folder / "results")) == 1
+    log_name, index_name = sorted(os.listdir(folder / "results"))  # the log and its line index
+    assert index_name == log_name + claude_ops.LINE_INDEX_SUFFIX
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, (tmp_path / "bundle.log").read_text()
 
