@@ -1324,6 +1324,9 @@ def delete_old_logs(store, results_dir, retention_days):
 # rendered once and handed to every subscriber's bounded queue; a stalled subscriber is dropped.
 
 SUBSCRIBER_QUEUE_BYTES = 4 * 1024 * 1024
+# Followers woken in one turn of the event loop: a thousand woken by the same line at once would
+# hold it for one long turn, and every page and health answer would wait for them all.
+WAKE_BATCH = 50
 
 
 def release_freed_memory():
@@ -1349,6 +1352,7 @@ class Subscriber:
         self.reader = gevent.getcurrent()
 
     def offer(self, item):
+        """Queues `item`; the reader wakes when wake() is called."""
         if self.dropped:
             return
         self.pending_bytes += len(item[1])
@@ -1359,7 +1363,10 @@ class Subscriber:
             gevent.spawn(self.reader.kill, block=False)
         else:
             self.pending.append(item)
-        self.wakeup.set()
+
+    def wake(self):
+        if self.pending or self.dropped:
+            self.wakeup.set()
 
     def take(self, timeout):
         """What arrived since the last call: (number, message) pairs; waits up to timeout."""
@@ -1386,6 +1393,8 @@ class LiveTranscript:
         self.offset = self.file.tell()
         self.count = 0
         self.subscribers = set()
+        self.published = 0  # messages handed to the subscribers, so that the waker sees new ones
+        self.waker = None
 
     def append(self, stream, line):
         record = log_record(stream, line)
@@ -1399,9 +1408,29 @@ class LiveTranscript:
         if self.subscribers:
             html_text = render_transcript_line(self.templates, record, self.count)
             if html_text:
-                message = (self.count, sse_message(self.count, html_text))
-                for subscriber in list(self.subscribers):
-                    subscriber.offer(message)
+                self.publish((self.count, sse_message(self.count, html_text)))
+
+    def publish(self, message):
+        for subscriber in list(self.subscribers):
+            subscriber.offer(message)
+        self.published += 1
+        if self.waker is None:
+            self.waker = gevent.spawn(self.wake_subscribers)
+
+    def wake_subscribers(self):
+        """Wakes the subscribers with something queued, WAKE_BATCH at a time with a yield between,
+        until no message came meanwhile."""
+        try:
+            woken_for = None
+            while woken_for != self.published:
+                woken_for = self.published
+                subscribers = list(self.subscribers)
+                for start in range(0, len(subscribers), WAKE_BATCH):
+                    for subscriber in subscribers[start:start + WAKE_BATCH]:
+                        subscriber.wake()
+                    gevent.sleep(0)
+        finally:
+            self.waker = None
 
     def flush(self):
         self.file.flush()
@@ -1412,8 +1441,7 @@ class LiveTranscript:
                 written.close()
             except OSError:  # a full disk: the last buffered lines are lost, the row says why
                 pass
-        for subscriber in list(self.subscribers):
-            subscriber.offer((None, sse_done(status)))
+        self.publish((None, sse_done(status)))
 
 
 class Hub:

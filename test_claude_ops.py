@@ -435,6 +435,27 @@ def test_a_client_that_never_reads_is_dropped_while_the_others_finish(held_sessi
     assert subscriber_count(app) == 0
 
 
+def test_a_line_wakes_a_crowd_of_followers_a_batch_at_a_time(held_session):
+    # Woken all at once, a crowd would hold the event loop for one long turn: a greenlet that
+    # became ready right after the line must run before the last followers do.
+    with held_session() as held:
+        hub, woken = held.app.hub, []
+
+        def follow():
+            subscriber, _ = hub.subscribe(held.id)
+            woken.append(subscriber.take(30))
+            hub.unsubscribe(held.id, subscriber)
+
+        followers = [gevent.spawn(follow) for _ in range(6 * claude_ops.WAKE_BATCH)]
+        wait_for(lambda: subscriber_count(held.app) == len(followers))
+        hub.live[held.id].append("app", "a line for the crowd")
+        meanwhile = gevent.spawn(lambda: len(woken))
+        assert meanwhile.get(timeout=10) < len(followers)
+        gevent.joinall(followers, timeout=30)
+        assert [len(items) for items in woken] == [1] * len(followers)
+        assert subscriber_count(held.app) == 0
+
+
 def test_a_client_that_leaves_frees_its_subscription(held_session, monkeypatch):
     monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)
     steps = [{"print": INIT}, hold("more"), {"flood_stdout": 50}, hold("end"), {"print": result()}]
@@ -1302,6 +1323,32 @@ def test_a_live_session_grows_in_the_page_and_ends_by_itself(app_process, fake, 
     assert page.locator("#transcript .line").count() == len(set(
         page.eval_on_selector_all("#transcript .line", "lines => lines.map(l => l.dataset.line)")))
     assert unexpected_console_errors(laptop) == [] and laptop.foreign_requests() == []
+
+
+def test_show_earlier_lines_in_the_browser_prepends_them_until_the_first(app_process, fake,
+                                                                         open_page, tmp_path):
+    fake.plan([{"print": INIT}, {"flood_stdout": 4500}, {"print": result()}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "a long one"})
+    wait_for(lambda: (app.get("/api/v1/sessions/1") or {}).get("status") == "completed",
+             timeout=60, message="the session to end")
+    view = open_page(PHONE)
+    page = view.page
+    page.goto(app.url + "/sessions/1")
+    first_line = "number => document.querySelector('#transcript .line').dataset.line === number"
+    assert page.evaluate(first_line, "2505")
+    page.locator(".card:has(#transcript)").screenshot(path=str(tmp_path / "earlier-lines-375.png"))
+    page.click("#earlier-lines button")
+    page.wait_for_function(first_line, arg="505")
+    assert page.inner_text("#hidden-lines").startswith("504 earlier lines")
+    page.click("#earlier-lines button")
+    page.wait_for_function(first_line, arg="1")
+    assert page.locator("#earlier-lines").count() == 0
+    assert page.inner_text("#hidden-lines") == "Every line of the transcript is shown."
+    numbers = page.eval_on_selector_all("#transcript .line", "lines => lines.map(l => +l.dataset.line)")
+    assert numbers == list(range(1, 4505))
+    assert not view.scrolls_sideways()
+    assert unexpected_console_errors(view) == [] and view.foreign_requests() == []
 
 
 @pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["375px", "1280px"])
