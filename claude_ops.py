@@ -2931,8 +2931,18 @@ def live_messages(subscriber, after):
         if not items:
             yield b": keep-alive\n\n"
             continue
-        # A line the reader already has (it resumed past the live count) is not sent twice.
-        yield b"".join(message for number, message in items if number is None or number > after)
+        # A line the reader already has (it resumed past the live count) is not sent twice. A
+        # reader that fell behind gets its backlog in pieces: one copy of it all per reader
+        # would cost as much memory as every backlog together.
+        chunk = bytearray()
+        for number, message in items:
+            if number is None or number > after:
+                chunk += message
+            if len(chunk) >= SSE_CHUNK_BYTES:
+                yield bytes(chunk)
+                chunk.clear()
+        if chunk:
+            yield bytes(chunk)
         if items[-1][0] is None:
             return
 
