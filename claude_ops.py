@@ -10,6 +10,8 @@ monkey.patch_all()
 
 import argparse
 import base64
+import contextlib
+import ctypes
 import datetime
 import errno
 import fcntl
@@ -30,6 +32,7 @@ import signal
 import socket
 import sqlite3
 import stat
+import struct
 import sys
 import time
 import urllib.parse
@@ -482,6 +485,12 @@ MIGRATIONS = [
     # The dashboard's latest session of each trigger: one look-up, however many rows there are.
     """
     CREATE INDEX sessions_trigger_id ON sessions (trigger, id);
+    """,
+    # Start-up looks for rows left `running`, retention for old rows that still have a log, the
+    # history for the sessions of one status: each stays a few rows' work at a million rows.
+    """
+    CREATE INDEX sessions_with_log ON sessions (started_at) WHERE log_file IS NOT NULL;
+    CREATE INDEX sessions_status_id ON sessions (status, id);
     """,
 ]
 
@@ -1368,17 +1377,78 @@ def log_record(stream, line):
             "stream": stream, "line": line}
 
 
+# A log's line index: the byte offset where line k * LINE_INDEX_EVERY + 1 starts, for k = 1, 2, ...,
+# as 8-byte little-endian numbers in a file beside the log, written as the lines are. A page reads
+# only the tail of a log and a stream resumes from where it left, whatever the log's length.
+LINE_INDEX_EVERY = 1000
+LINE_INDEX_SUFFIX = ".lines"
+LINE_INDEX_ENTRY = struct.Struct("<Q")
+# Work that grows with a log's length gives the event loop back after this long, and goes on only
+# once the loop has nothing else to do, so that every other request goes first. (Yielding with
+# gevent.sleep(0) between chunks let one replay still hold each health answer ~175 ms.)
+BUSY_SLICE_S = 0.002
+COUNT_CHUNK_BYTES = 1 << 16
+
+
+class Pacer:
+    """Called in a long loop: yields to the event loop once its greenlet has worked BUSY_SLICE_S
+    without a pause."""
+
+    def __init__(self):
+        self.since = time.monotonic()
+
+    def __call__(self):
+        if time.monotonic() - self.since >= BUSY_SLICE_S:
+            gevent.idle()
+            self.since = time.monotonic()
+
+
+def line_index_path(log_path):
+    return log_path + LINE_INDEX_SUFFIX
+
+
+def indexed_start(log_file, path, after):
+    """(lines before, byte offset) of the latest indexed line start at or before line `after` + 1
+    of an open log, which is left at that offset; (0, 0) without a usable index. An entry is
+    trusted only where it follows a line break, so a damaged index costs a longer read, never a
+    wrong line."""
+    entry = after // LINE_INDEX_EVERY
+    if entry == 0:
+        return 0, 0
+    try:
+        with open(line_index_path(path), "rb") as index:
+            size = os.fstat(index.fileno()).st_size
+            entry = min(entry, size // LINE_INDEX_ENTRY.size)
+            if entry == 0:
+                return 0, 0
+            index.seek((entry - 1) * LINE_INDEX_ENTRY.size)
+            offset, = LINE_INDEX_ENTRY.unpack(index.read(LINE_INDEX_ENTRY.size))
+    except OSError:
+        return 0, 0
+    if offset < 1:
+        return 0, 0
+    log_file.seek(offset - 1)
+    if log_file.read(1) != b"\n":
+        log_file.seek(0)
+        return 0, 0
+    return entry * LINE_INDEX_EVERY, offset
+
+
 def read_log(path, after=0, upto=None):
     """(number, record) for the lines of a log file after `after`, up to `upto`; a damaged line
-    comes back as plain text rather than stopping the transcript."""
+    comes back as plain text rather than stopping the transcript. Starts at the indexed line
+    nearest `after`, and yields to the event loop as it goes."""
     try:
         log_file = open(path, "rb")
     except OSError:
         return
+    pace = Pacer()
     with log_file:
-        for number, raw in enumerate(log_file, start=1):
+        start, _ = indexed_start(log_file, path, after)
+        for number, raw in enumerate(log_file, start=start + 1):
             if upto is not None and number > upto:
                 break
+            pace()
             if number <= after:
                 continue
             try:
@@ -1389,26 +1459,36 @@ def read_log(path, after=0, upto=None):
 
 
 def count_lines(path):
+    """The whole lines of a log: the index's last entry, then the line breaks after it."""
     try:
         with open(path, "rb") as log_file:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: log_file.read(1 << 20), b""))
+            total, _ = indexed_start(log_file, path, sys.maxsize)
+            pace = Pacer()
+            for chunk in iter(lambda: log_file.read(COUNT_CHUNK_BYTES), b""):
+                total += chunk.count(b"\n")
+                pace()
+            return total
     except OSError:
         return 0
 
 
-def last_lines(templates, path, started, count=TRANSCRIPT_PAGE_LINES, response=None):
-    """The last `count` lines of a log rendered, each with its time since `started`: (lines, how
-    many came before, the last number). `response`: the final response, which the page shows
-    above them."""
-    total = count_lines(path)
-    skipped = max(0, total - count)
+def rendered_lines(templates, path, started, after, upto, response=None):
+    """Lines `after` + 1 to `upto` of a log, rendered with their time since `started` (those
+    without entries left out); `response`: the final response, which the page shows above them."""
     shown_response = response and shorten(response, DISPLAY_TEXT_CHARS)
     lines = []
-    for number, record in read_log(path, after=skipped, upto=total):
+    for number, record in read_log(path, after=after, upto=upto):
         rendered = render_transcript_line(templates, record, number, started, shown_response)
         if rendered:
             lines.append(rendered)
-    return lines, skipped, total
+    return lines
+
+
+def last_lines(templates, path, started, count=TRANSCRIPT_PAGE_LINES, response=None):
+    """The last `count` lines of a log rendered: (lines, how many came before, the last number)."""
+    total = count_lines(path)
+    skipped = max(0, total - count)
+    return rendered_lines(templates, path, started, skipped, total, response), skipped, total
 
 
 def plain_transcript(path):
@@ -1441,15 +1521,18 @@ def sse_done(status):
 def delete_old_logs(store, results_dir, retention_days):
     """Retention: the log files of old sessions go; their rows stay, without a log."""
     cutoff = utc_now() - datetime.timedelta(days=retention_days)
+    pace = Pacer()
     for row in store.logs_started_before(cutoff):
+        log_path = os.path.join(results_dir, row["log_file"])
         try:
-            os.remove(os.path.join(results_dir, row["log_file"]))
-        except FileNotFoundError:
-            pass
+            for path in (log_path, line_index_path(log_path)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
         except OSError as exc:
             log.warning("cannot delete an old session log: %s", exc)
             continue
         store.update_session(row["id"], log_file=None)
+        pace()
 
 
 # Hub ################################################################################################
@@ -1462,6 +1545,19 @@ SUBSCRIBER_QUEUE_BYTES = 4 * 1024 * 1024
 # this much has stopped reading.
 EVENTS_QUEUE_BYTES = 4096
 COOLDOWN_WATCH_S = 5
+# Followers woken in one turn of the event loop: a thousand woken by the same line at once would
+# hold it for one long turn, and every page and health answer would wait for them all.
+WAKE_BATCH = 50
+
+
+def release_freed_memory():
+    """Hands the memory that departed browsers' connections freed back to the system. glibc keeps
+    freed blocks in its heaps for reuse, so a thousand followers that left would otherwise stay in
+    the app's resident size for good. Elsewhere than glibc, nothing to do."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class Subscriber:
@@ -1477,6 +1573,7 @@ class Subscriber:
         self.reader = gevent.getcurrent()
 
     def offer(self, item):
+        """Queues `item`; the reader wakes when wake() is called."""
         if self.dropped:
             return
         self.pending_bytes += len(item[1])
@@ -1487,7 +1584,10 @@ class Subscriber:
             gevent.spawn(self.reader.kill, block=False)
         else:
             self.pending.append(item)
-        self.wakeup.set()
+
+    def wake(self):
+        if self.pending or self.dropped:
+            self.wakeup.set()
 
     def take(self, timeout):
         """What arrived since the last call: (number, message) pairs; waits up to timeout."""
@@ -1508,30 +1608,63 @@ class LiveTranscript:
     def __init__(self, path, templates, started):
         self.templates, self.started = templates, started
         self.file = open(path, "ab")
+        try:
+            self.index = open(line_index_path(path), "ab", buffering=0)
+        except OSError:
+            self.file.close()
+            raise
+        self.offset = self.file.tell()
         self.count = 0
         self.subscribers = set()
+        self.published = 0  # messages handed to the subscribers, so that the waker sees new ones
+        self.waker = None
 
     def append(self, stream, line):
         record = log_record(stream, line)
-        self.file.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+        data = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+        self.file.write(data)
+        self.offset += len(data)
         self.count += 1
+        if self.count % LINE_INDEX_EVERY == 0:
+            self.file.flush()  # an entry points only at lines a reader can already find
+            self.index.write(LINE_INDEX_ENTRY.pack(self.offset))
         if self.subscribers:
             html_text = render_transcript_line(self.templates, record, self.count, self.started)
             if html_text:
-                message = (self.count, sse_message(self.count, html_text))
-                for subscriber in list(self.subscribers):
-                    subscriber.offer(message)
+                self.publish((self.count, sse_message(self.count, html_text)))
+
+    def publish(self, message):
+        for subscriber in list(self.subscribers):
+            subscriber.offer(message)
+        self.published += 1
+        if self.waker is None:
+            self.waker = gevent.spawn(self.wake_subscribers)
+
+    def wake_subscribers(self):
+        """Wakes the subscribers with something queued, WAKE_BATCH at a time with a yield between,
+        until no message came meanwhile."""
+        try:
+            woken_for = None
+            while woken_for != self.published:
+                woken_for = self.published
+                subscribers = list(self.subscribers)
+                for start in range(0, len(subscribers), WAKE_BATCH):
+                    for subscriber in subscribers[start:start + WAKE_BATCH]:
+                        subscriber.wake()
+                    gevent.sleep(0)
+        finally:
+            self.waker = None
 
     def flush(self):
         self.file.flush()
 
     def finish(self, status):
-        try:
-            self.file.close()
-        except OSError:  # a full disk: the last buffered lines are lost, the row says why
-            pass
-        for subscriber in list(self.subscribers):
-            subscriber.offer((None, sse_done(status)))
+        for written in (self.file, self.index):
+            try:
+                written.close()
+            except OSError:  # a full disk: the last buffered lines are lost, the row says why
+                pass
+        self.publish((None, sse_done(status)))
 
 
 class Hub:
@@ -1541,6 +1674,7 @@ class Hub:
         self.templates = templates
         self.queue_bytes = queue_bytes
         self.live = {}
+        self.followers = 0  # subscribers not yet unsubscribed, of live or ended transcripts
 
     def open(self, session_id, path, started):
         transcript = self.live[session_id] = LiveTranscript(path, self.templates, started)
@@ -1561,12 +1695,16 @@ class Hub:
         transcript.flush()
         subscriber = Subscriber(self.queue_bytes)
         transcript.subscribers.add(subscriber)
+        self.followers += 1
         return subscriber, transcript.count
 
     def unsubscribe(self, session_id, subscriber):
         transcript = self.live.get(session_id)
         if transcript is not None:
             transcript.subscribers.discard(subscriber)
+        self.followers -= 1
+        if self.followers == 0:
+            release_freed_memory()
 
 
 class AppEvents:
@@ -1606,6 +1744,7 @@ class AppEvents:
         message = (None, f"id: {self.last_id}\nevent: {name}\ndata: {data}\n\n".encode("utf-8"))
         for subscriber in list(self.subscribers):
             subscriber.offer(message)
+            subscriber.wake()
 
     def catch_up(self, last_event_id):
         """The first message for a page that last heard `last_event_id` (None: a page just
@@ -3417,8 +3556,18 @@ def live_messages(subscriber, after):
         if not items:
             yield b": keep-alive\n\n"
             continue
-        # A line the reader already has (it resumed past the live count) is not sent twice.
-        yield b"".join(message for number, message in items if number is None or number > after)
+        # A line the reader already has (it resumed past the live count) is not sent twice. A
+        # reader that fell behind gets its backlog in pieces: one copy of it all per reader
+        # would cost as much memory as every backlog together.
+        chunk = bytearray()
+        for number, message in items:
+            if number is None or number > after:
+                chunk += message
+            if len(chunk) >= SSE_CHUNK_BYTES:
+                yield bytes(chunk)
+                chunk.clear()
+        if chunk:
+            yield bytes(chunk)
         if items[-1][0] is None:
             return
 
@@ -3660,6 +3809,23 @@ class Web:
                          notifications=self.store.notifications(session_id),
                          alerts=self.store.session_alerts(session_id),
                          lines=lines, skipped=skipped, after=upto, live=session_id in self.hub.live)
+
+    def session_lines(self, session_id):
+        """A page of the transcript lines before line `before`, for "Show earlier lines"."""
+        session = self.load_session(session_id)
+        path = self.log_path(session)
+        before = session_number(bottle.request.query.get("before", ""))
+        if before is None:
+            refuse(400, "Say before which line, as a whole number (?before=N).")
+        if path is None or not os.path.exists(path):
+            refuse(404, "This session's log file is gone (see CLAUDEOPS_RETENTION_DAYS).")
+        upto = max(0, min(before - 1, count_lines(path)))
+        skipped = max(0, upto - TRANSCRIPT_PAGE_LINES)
+        return self.templates.render("transcript_page", session_id=session["id"],
+                                     lines=rendered_lines(self.templates, path,
+                                                          parse_iso(session["started_at"]),
+                                                          skipped, upto, session["response"]),
+                                     skipped=skipped)
 
     def session_summary(self, session_id):
         session = self.load_session(session_id)
@@ -3920,6 +4086,7 @@ ROUTES = (  # method, path, Web handler
     ("POST", "/sessions/<session_id>/rerun", "rerun_form"),
     ("POST", "/sessions/<session_id>/followup", "followup_form"),
     ("GET", "/sessions/<session_id>", "session_page"),
+    ("GET", "/sessions/<session_id>/lines", "session_lines"),
     ("GET", "/sessions/<session_id>/summary", "session_summary"),
     ("GET", "/sessions/<session_id>/stream", "session_stream"),
     ("GET", "/sessions/<session_id>/log", "session_log"),

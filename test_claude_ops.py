@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -157,6 +158,25 @@ def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
     check.close()
 
 
+def test_start_up_and_retention_read_the_table_through_indexes(make_app):
+    app = make_app(start=False)
+    statements = []
+    app.store.db.set_trace_callback(statements.append)
+    claude_ops.end_abandoned_groups(app.store)
+    app.store.interrupt_running("the app stopped")
+    app.delete_old_logs()
+    app.store.db.set_trace_callback(None)
+    assert len(statements) == 4
+    # Each reads an index that leads it straight to the rows it looks for: a few at a million
+    # rows (a partial index, or the one on status for the rows left running).
+    narrow = [row["name"] for row in app.store.db.execute("PRAGMA index_list(sessions)")
+              if row["partial"]] + ["sessions_status_id (status=?)"]
+    for statement in statements:
+        plan = " ".join(row["detail"] for row in app.store.db.execute(
+            "EXPLAIN QUERY PLAN " + statement))
+        assert any(f"INDEX {name}" in plan for name in narrow), (statement, plan)
+
+
 def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
     app = make_app(start=False, retention_days=30)
     old_id = app.store.insert_session(trigger="scheduled", prompt_text=None, prompt_file="(built-in)",
@@ -167,8 +187,10 @@ def test_old_session_logs_are_deleted_and_their_rows_stay(make_app, tmp_path):
         name = f"session-{session_id}.jsonl"
         (tmp_path / "results" / name).write_text('{"t": "", "stream": "app", "line": "hello"}\n')
         app.store.update_session(session_id, log_file=name, status="completed")
+    (tmp_path / "results" / f"session-{old_id}.jsonl.lines").write_bytes(struct.pack("<Q", 44))
     app.delete_old_logs()
     assert not (tmp_path / "results" / f"session-{old_id}.jsonl").exists()
+    assert not (tmp_path / "results" / f"session-{old_id}.jsonl.lines").exists()
     assert (tmp_path / "results" / f"session-{new_id}.jsonl").exists()
     assert app.store.session(old_id)["log_file"] is None
     page = browser_client(app).get(f"/sessions/{old_id}")
@@ -586,6 +608,27 @@ def test_a_client_that_never_reads_is_dropped_while_the_others_finish(held_sessi
     stalled.close()
     assert b"event: done" not in received and b"line 39999<" not in received
     assert subscriber_count(app) == 0
+
+
+def test_a_line_wakes_a_crowd_of_followers_a_batch_at_a_time(held_session):
+    # Woken all at once, a crowd would hold the event loop for one long turn: a greenlet that
+    # became ready right after the line must run before the last followers do.
+    with held_session() as held:
+        hub, woken = held.app.hub, []
+
+        def follow():
+            subscriber, _ = hub.subscribe(held.id)
+            woken.append(subscriber.take(30))
+            hub.unsubscribe(held.id, subscriber)
+
+        followers = [gevent.spawn(follow) for _ in range(6 * claude_ops.WAKE_BATCH)]
+        wait_for(lambda: subscriber_count(held.app) == len(followers))
+        hub.live[held.id].append("app", "a line for the crowd")
+        meanwhile = gevent.spawn(lambda: len(woken))
+        assert meanwhile.get(timeout=10) < len(followers)
+        gevent.joinall(followers, timeout=30)
+        assert [len(items) for items in woken] == [1] * len(followers)
+        assert subscriber_count(held.app) == 0
 
 
 def test_a_client_that_leaves_frees_its_subscription(held_session, monkeypatch):
@@ -1569,6 +1612,103 @@ def test_a_long_transcript_shows_its_last_2000_lines_and_says_how_many_are_hidde
     assert page.html.select_one("a[href='/sessions/1/log']") is not None
 
 
+def blank_head(app, session, lines):
+    """Overwrites the first `lines` lines of a session's log with one long line of x: only a
+    reader that starts at the line index can still number the lines after them."""
+    path = os.path.join(app.config.results_dir, session["log_file"])
+    with open(path, "r+b") as log_file:
+        head = sum(len(log_file.readline()) for _ in range(lines))
+        log_file.seek(0)
+        log_file.write(b"x" * (head - 1))
+    return path
+
+
+def test_a_long_page_reads_only_the_tail_of_its_log_from_the_line_index(run_session):
+    app, session = run_session([{"print": INIT}, {"flood_stdout": 4500}, {"print": result()}])
+    total = len(log_records(app, session))
+    assert total == 4504
+    path = blank_head(app, session, 2000)
+    assert os.path.getsize(path + ".lines") == 4 * 8  # lines 1001, 2001, 3001 and 4001
+    page = browser_client(app).get("/sessions/1")
+    numbers = [int(line["data-line"]) for line in page.html.select("#transcript .line")]
+    assert numbers == list(range(total - 2000 + 1, total + 1))
+    assert page.html.select_one(".notice").text.startswith(f"{total - 2000} earlier lines")
+    assert numbered_lines([{"data": page.text}])[-1] == 4499
+
+
+def test_a_damaged_line_index_costs_a_longer_read_and_no_wrong_line(run_session):
+    app, session = run_session([{"print": INIT}, {"flood_stdout": 4500}, {"print": result()}])
+    path = os.path.join(app.config.results_dir, session["log_file"])
+    with open(path + ".lines", "wb") as index:
+        index.write(struct.pack("<4Q", 5, 17, 10**12, 3))  # offsets that follow no line break
+    page = browser_client(app).get("/sessions/1")
+    numbers = [int(line["data-line"]) for line in page.html.select("#transcript .line")]
+    assert numbers == list(range(2505, 4505))
+    os.remove(path + ".lines")
+    assert browser_client(app).get("/sessions/1").text == page.text
+
+
+def test_a_stream_resumed_from_line_n_starts_at_the_line_index(run_session):
+    app, session = run_session([{"print": INIT}, {"flood_stdout": 4500}, {"print": result()}])
+    blank_head(app, session, 3000)
+    page = browser_client(app).get("/sessions/1/stream?after=3100")
+    ids = [int(number) for number in re.findall(r"^id: (\d+)$", page.text, re.MULTILINE)]
+    assert ids == list(range(3101, 4505))
+    assert numbered_lines([{"data": page.text}])[:2] == [3098, 3099]
+    assert page.text.endswith("event: done\ndata: completed\n\n")
+
+
+def test_show_earlier_lines_loads_the_previous_page_of_the_transcript(run_session):
+    app, session = run_session([{"print": INIT}, {"flood_stdout": 4500}, {"print": result()}])
+    client = browser_client(app)
+    page = client.get("/sessions/1")
+    button = page.html.select_one("#earlier-lines button")
+    assert button["hx-get"] == "/sessions/1/lines?before=2505"
+    earlier = client.get(button["hx-get"], headers={"HX-Request": "true"})
+    numbers = [int(line["data-line"]) for line in earlier.html.select(".line")]
+    assert numbers == list(range(505, 2505))
+    assert earlier.html.select_one("#hidden-lines").text.startswith("504 earlier lines")
+    first = client.get(earlier.html.select_one("#earlier-lines button")["hx-get"])
+    assert [int(line["data-line"]) for line in first.html.select(".line")] == list(range(1, 505))
+    assert first.html.select_one("#earlier-lines") is None
+    assert first.html.select_one("#hidden-lines").text == "Every line of the transcript is shown."
+    client.get("/sessions/1/lines", status=400)
+    client.get("/sessions/1/lines?before=x", status=400)
+    client.get("/sessions/9/lines?before=10", status=404)
+    assert client.get("/sessions/1/lines?before=0").html.select(".line") == []
+
+
+def test_health_answers_while_a_long_stream_is_replayed_from_line_0(tmp_path, fake):
+    fake.plan([{"print": INIT}, {"flood_stdout": 60_000}, {"print": result()}])
+    app = AppProcess(tmp_path, fake).start()
+    try:
+        assert app.post_json("/api/v1/sessions/trigger", {"prompt": "flood"})[0] == 201
+        wait_for(lambda: (app.get("/api/v1/sessions/1") or {}).get("status") == "completed",
+                 timeout=120, message="the long session to end")
+        replay = socket.create_connection(("127.0.0.1", app.port), timeout=60)
+        replay.sendall(b"GET /sessions/1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        started, ended = gevent.event.Event(), gevent.event.Event()
+
+        def read_fast():  # faster than the app writes: its sends never wait for this reader
+            tail = b""
+            while b"event: done" not in tail:
+                chunk = replay.recv(1 << 20)
+                if not chunk:
+                    break
+                started.set()
+                tail = tail[-64:] + chunk
+            ended.set()
+
+        reader = gevent.spawn(read_fast)
+        assert started.wait(timeout=30)
+        assert app.get("/api/v1/health")["status"] == "ok"
+        assert not ended.is_set()  # the answer came while the replay was still going
+        reader.join(timeout=120)
+        assert ended.is_set()
+    finally:
+        app.stop()
+
+
 def test_a_failed_session_page_shows_why_and_a_scheduled_one_has_no_prompt_block(make_app, fake):
     app = make_app(run_on_start=True)
     fake.plan([{"print": INIT}, {"stderr": "Error: Invalid API key"}, {"exit": 1}])
@@ -2032,6 +2172,30 @@ def test_open_pages_catch_up_after_the_app_restarts_in_the_middle_of_a_session(
     page.wait_for_selector("#dashboard-sessions .status-badge.status-interrupted")
     assert page.evaluate("window.loadedOnce") is True   # no reload
     assert page.locator(".elapsed, .status-running").count() == 0
+def test_show_earlier_lines_in_the_browser_prepends_them_until_the_first(app_process, fake,
+                                                                         open_page, tmp_path):
+    fake.plan([{"print": INIT}, {"flood_stdout": 4500}, {"print": result()}])
+    app = app_process()
+    app.post_json("/api/v1/sessions/trigger", {"prompt": "a long one"})
+    wait_for(lambda: (app.get("/api/v1/sessions/1") or {}).get("status") == "completed",
+             timeout=60, message="the session to end")
+    view = open_page(PHONE)
+    page = view.page
+    page.goto(app.url + "/sessions/1")
+    first_line = "number => document.querySelector('#transcript .line').dataset.line === number"
+    assert page.evaluate(first_line, "2505")
+    page.locator(".card:has(#transcript)").screenshot(path=str(tmp_path / "earlier-lines-375.png"))
+    page.click("#earlier-lines button")
+    page.wait_for_function(first_line, arg="505")
+    assert page.inner_text("#hidden-lines").startswith("504 earlier lines")
+    page.click("#earlier-lines button")
+    page.wait_for_function(first_line, arg="1")
+    assert page.locator("#earlier-lines").count() == 0
+    assert page.inner_text("#hidden-lines") == "Every line of the transcript is shown."
+    numbers = page.eval_on_selector_all("#transcript .line", "lines => lines.map(l => +l.dataset.line)")
+    assert numbers == list(range(1, 4505))
+    assert not view.scrolls_sideways()
+    assert unexpected_console_errors(view) == [] and view.foreign_requests() == []
 
 
 @pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["375px", "1280px"])
@@ -2991,7 +3155,8 @@ def test_the_bundle_serves_every_page_and_runs_a_session_on_debians_python(bundl
                 assert fetch(f"{url}/static/{name}") == (200, original.read()), name
     assert sorted(os.listdir(folder)) == ["claude-ops.pyz", "results", "state"]
     assert os.path.exists(folder / "state" / "claudeops.db")
-    assert len(os.listdir(folder / "results")) == 1
+    log_name, index_name = sorted(os.listdir(folder / "results"))  # the log and its line index
+    assert index_name == log_name + claude_ops.LINE_INDEX_SUFFIX
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, (tmp_path / "bundle.log").read_text()
 

@@ -19,13 +19,14 @@
   % if not session.has_log:
   <p class="notice">This session's log file was deleted after the retention period.</p>
   % elif skipped:
-  <p class="notice">{{skipped}} earlier lines are not shown here; the raw log has them all.</p>
+  {{!partial('hidden_lines', skipped=skipped, oob='')}}
   % end
   % if live:
   <div id="transcript" class="transcript" tabindex="0" role="region" aria-label="Transcript" hx-ext="sse" sse-connect="/sessions/{{session.id}}/stream?after={{after}}" sse-swap="message" hx-swap="beforeend" sse-close="done">
   % else:
   <div id="transcript" class="transcript" tabindex="0" role="region" aria-label="Transcript">
   % end
+    {{!partial('earlier_lines', session_id=session.id, skipped=skipped)}}
     % for line in lines:
     {{!line}}
     % end
