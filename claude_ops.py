@@ -598,7 +598,9 @@ class Store:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
                 raise
-            log.info("database migrated to version %d", number)
+        if version < len(MIGRATIONS):
+            log.info("database %s version %d", "created at" if version == 0 else
+                     f"migrated from version {version} to", len(MIGRATIONS))
 
     def close(self):
         self.db.close()
