@@ -40,7 +40,7 @@ import urllib.request
 import zipfile
 import zlib
 from collections import deque
-from dataclasses import dataclass, make_dataclass
+from dataclasses import dataclass, make_dataclass, replace
 
 import bottle
 import gevent
@@ -268,8 +268,8 @@ SETTINGS = [
     Setting("api_token", "CLAUDEOPS_API_TOKEN", None, parse_optional_text,
             "bearer token for /api/v1/* (in place of the password) and the alert webhook;"
             " prefer the environment variable, a flag shows in ps"),
-    Setting("alert_tier", "CLAUDEOPS_ALERT_TIER", "1", whole_number("a tier", 1, 3),
-            "tier of the sessions that alerts start"),
+    Setting("alert_tier", "CLAUDEOPS_ALERT_TIER", "1", parse_tier,
+            "tier of the sessions that alerts start (1 to CLAUDEOPS_MAX_TIER)"),
     Setting("allowed_hosts", "CLAUDEOPS_ALLOWED_HOSTS", "", parse_host_list,
             "comma-separated extra host names the dashboard answers to"),
     Setting("dashboard_url", "CLAUDEOPS_DASHBOARD_URL", None, parse_http_url,
@@ -341,6 +341,9 @@ def load_config(argv, environ):
             values[setting.field] = None if text is None else setting.parse(text)
         except ValueError as exc:
             raise ConfigError(f"{source} {exc}") from None
+    if values["alert_tier"] > values["max_tier"]:
+        raise ConfigError(f"CLAUDEOPS_ALERT_TIER {values['alert_tier']} is above CLAUDEOPS_MAX_TIER"
+                          f" {values['max_tier']}: no alert may start more than an operator may")
     return Config(**values)
 
 
@@ -376,7 +379,6 @@ def model_tiers(config):
                 2: (config.tier2_model, config.tier2_allowed_tools, config.tier2_disallowed_tools),
                 3: (config.tier3_model, config.tier3_allowed_tools, config.tier3_disallowed_tools)}
     return {number: Tier(number, *settings[number], *TIER_POWERS[number]) for number in settings}
-
 
 
 def read_resource(relative_path):
@@ -1347,7 +1349,6 @@ def time_since_start(record, started):
     return f"+{hours}:{minutes:02}:{seconds:02}" if hours else f"+{minutes}:{seconds:02}"
 
 
-
 # Where the session's page shows the final response, the assistant's text that is that response
 # points up to it rather than repeating it.
 RESPONSE_POINTER = Entry("assistant", "assistant", "The final response, shown above.",
@@ -1494,8 +1495,8 @@ def last_lines(templates, path, started, count=TRANSCRIPT_PAGE_LINES, response=N
 
 
 def plain_transcript(path):
-    """A log as text to read or keep, an entry a line after its time (UTC), in chunks with a
-    pause between them: a long log must not hold the event loop."""
+    """A log as text to read or keep, an entry a line after its time (UTC), in chunks; read_log
+    paces the loop, this one's work included, so a long log does not hold the event loop."""
     chunk = []
     for number, record in read_log(path):
         moment = str(record.get("t", ""))[11:19]
@@ -1505,7 +1506,6 @@ def plain_transcript(path):
         if len(chunk) >= PLAIN_CHUNK_ENTRIES:
             yield "".join(chunk).encode("utf-8")
             chunk.clear()
-            gevent.idle()  # sleep(0) would run ready greenlets but not poll for new requests
     yield "".join(chunk).encode("utf-8")
 
 
@@ -1538,9 +1538,8 @@ def delete_old_logs(store, results_dir, retention_days):
 
 
 # Hub ################################################################################################
-# The running session's transcript as it is written, and the browsers that follow it: a line is
-# rendered once and handed to every subscriber's bounded queue; a stalled subscriber is dropped.
-# Also the app-wide events that tell every open page what changed.
+# The running session's transcript and the browsers that follow it, each line rendered once into
+# bounded queues (a stalled reader is dropped); and the app-wide events that tell pages what changed.
 
 SUBSCRIBER_QUEUE_BYTES = 4 * 1024 * 1024
 # An app-wide event is a few dozen bytes, and there are a few a session: a page whose queue holds
@@ -2132,8 +2131,9 @@ class Runner:
                 "--model", tier.model]
         if resume:
             # A fork leaves the parent's conversation as it was, so that it can be continued again
-            # from there, and gives this session a total of its own. Without the snapshot off, a
-            # resumed conversation keeps its first system prompt, and with it the parent's tier.
+            # from there (its cost is still reported as the whole conversation's). Without the
+            # snapshot off, a resumed conversation keeps its first system prompt, and with it the
+            # parent's tier.
             argv += ["--resume", resume, "--fork-session", "--system-prompt-snapshot", "off"]
         if tier.allowed_tools:
             argv += ["--allowedTools", tier.allowed_tools]
@@ -2293,10 +2293,16 @@ class Runner:
                 self.keep_cli_session_id(event.get("session_id"), outcome)
 
     def keep_cli_session_id(self, cli_session_id, outcome):
-        """On the row at once, so that the session can be continued even if the app dies."""
+        """On the row at once, so that the session can be continued even if the app dies; a
+        database held by another process only delays it to the final update. The reader must go
+        on either way: a pipe that nobody drains would hang the CLI."""
         if isinstance(cli_session_id, str) and CLI_SESSION_ID.fullmatch(cli_session_id):
             outcome.cli_session_id = cli_session_id
-            self.store.update_session(self.session_id, cli_session_id=cli_session_id)
+            try:
+                self.store.update_session(self.session_id, cli_session_id=cli_session_id)
+            except DatabaseBusy as exc:
+                log.warning("session %d: its CLI session id waits for the final update: %s",
+                            self.session_id, exc)
 
     def finish(self, session_id, transcript, outcome, parent=None):
         status, error = session_ending(outcome, self.config.session_timeout_s,
@@ -2311,6 +2317,7 @@ class Runner:
         columns = dict(
             status=status, error=error, ended_at=iso(utc_now()), exit_code=outcome.exit_code,
             response=response if isinstance(response, str) else None,
+            cli_session_id=outcome.cli_session_id,
             cost_usd=None if total is None else max(0.0, total - before),
             cli_cost_usd=total if total is not None else parent and parent["cli_cost_usd"],
             num_turns=number_or_none(result.get("num_turns")),
@@ -2503,15 +2510,24 @@ class Notifier:
             gevent.spawn(self.deliver, session_id, event, title, body)
 
     def deliver(self, session_id, event, title, body):
-        """Every target at once, each with a deadline; returns (kind, ok, detail) per target."""
+        """Every target at once, each with a deadline; returns (kind, ok, detail) per target, and
+        records them on the session (None: a test, which no session shows)."""
         jobs = [gevent.spawn(self.send, target, title, body) for _, target in self.targets]
         gevent.joinall(jobs)
         outcomes = [(kind, *job.value) for (kind, _), job in zip(self.targets, jobs)]
         for kind, ok, detail in outcomes:
-            self.store.insert_notification(session_id, event, kind, ok, detail)
             if not ok:
                 log.warning("notification to %s failed: %s", kind, detail)
+            if session_id is not None:
+                self.record(session_id, event, kind, ok, detail)
         return outcomes
+
+    def record(self, session_id, event, kind, ok, detail):
+        try:
+            self.store.insert_notification(session_id, event, kind, ok, detail)
+        except DatabaseBusy as exc:
+            log.warning("session %d: the outcome of its notification to %s is not recorded: %s",
+                        session_id, kind, exc)
 
     def send(self, target, title, body):
         if target is None:
@@ -2778,6 +2794,9 @@ class Scheduler:
     def trigger_rerun(self, session):
         """Queue a new session with the prompt, tier and parent of `session` (a row); one that ran
         the scheduled prompt runs it again. Returns and raises as trigger_adhoc()."""
+        if session["trigger"] == "alert":  # the app wrote that prompt: an operator's cap is not for it
+            self.check_tier(session["tier"])
+            return self.enqueue(SessionRequest(session["prompt_text"], session["tier"]))
         if session["prompt_text"] is not None:
             return self.trigger_adhoc(session["prompt_text"], session["tier"], session["parent_id"])
         self.check_tier(session["tier"])
@@ -2790,7 +2809,7 @@ class Scheduler:
 
     def check_parent(self, parent):
         """A session can be continued once it has finished, if the CLI told its session id."""
-        session = self.runner.store.session(parent)
+        session = self.store.session(parent)
         if session is None:
             raise TriggerRefused(404, "No such session.")
         if session["status"] == "running":
@@ -2802,9 +2821,7 @@ class Scheduler:
     def enqueue(self, request):
         if not self.accepting:
             raise TriggerRefused(503, "The scheduler is not running.")
-        if self.busy:
-            raise TriggerRefused(409, BUSY)
-        if self.pending_trigger:
+        if self.busy or self.pending_trigger:
             raise TriggerRefused(409, BUSY)
         started = gevent.event.AsyncResult()
         if not self.triggers.empty():  # only a wake-up for alerts, which come after operators
@@ -2831,9 +2848,12 @@ class Scheduler:
         wake the loop when some wait: (an alert's id, queued, merged, resolved or ignored)."""
         payload = self.runner.redact(text if len(text) <= ALERT_PAYLOAD_CHARS
                                      else text[:ALERT_PAYLOAD_CHARS] + " …")
-        answer = (None, "ignored")
+        answer, pace = (None, "ignored"), Pacer()
         for alert in alerts:  # a post may group many; the answer names its first firing one
+            pace()  # 64 KiB of `{"alerts": [{}, {}, ...]}` is thousands of them
             if alert.firing:
+                alert = replace(alert, monitor=self.runner.redact(alert.monitor),
+                                message=self.runner.redact(alert.message))
                 recorded = self.store.record_alert(alert, payload, self.running_alert_session)
                 answer = recorded if answer[1] in ("ignored", "resolved") else answer
             else:
@@ -3347,7 +3367,6 @@ def token_matches(header, token):
         given.strip().encode("utf-8"), token.encode("utf-8"))
 
 
-
 def client_network(address):
     """Who is signing in: the client's IP address, or its /64 for IPv6, where one host has a
     whole /64 of addresses to choose from."""
@@ -3814,13 +3833,10 @@ class Web:
 
     def session_lines(self, session_id):
         """A page of the transcript lines before line `before`, for "Show earlier lines"."""
-        session = self.load_session(session_id)
-        path = self.log_path(session)
+        session, path = self.kept_log(session_id)
         before = session_number(bottle.request.query.get("before", ""))
         if before is None:
             refuse(400, "Say before which line, as a whole number (?before=N).")
-        if path is None or not os.path.exists(path):
-            refuse(404, "This session's log file is gone (see CLAUDEOPS_RETENTION_DAYS).")
         upto = max(0, min(before - 1, count_lines(path)))
         skipped = max(0, upto - TRANSCRIPT_PAGE_LINES)
         return self.templates.render("transcript_page", session_id=session["id"],

@@ -64,6 +64,7 @@ def test_settings_come_from_defaults_then_environment_then_flags():
     ([], {"CLAUDEOPS_RUN_ON_START": "maybe"}, "CLAUDEOPS_RUN_ON_START"),
     ([], {"CLAUDEOPS_PROMPT": "/nonexistent/prompt.md"}, "CLAUDEOPS_PROMPT"),
     ([], {"CLAUDEOPS_SESSION_TIMEOUT": "-5"}, "CLAUDEOPS_SESSION_TIMEOUT"),
+    ([], {"CLAUDEOPS_MAX_TIER": "2", "CLAUDEOPS_ALERT_TIER": "3"}, "CLAUDEOPS_ALERT_TIER"),
 ])
 def test_a_bad_setting_is_named(argv, environ, named):
     with pytest.raises(claude_ops.ConfigError, match=named):
@@ -2739,6 +2740,26 @@ def held_plan(fake, name="gate"):
     return gate
 
 
+def test_an_alert_session_whose_prompt_is_longer_than_an_operators_can_be_run_again(make_app,
+                                                                                    fake):
+    gate = held_plan(fake)
+    app = make_app(serve=True, api_token=API_TOKEN, alert_tier=2)
+    app.scheduler.trigger_adhoc("busy").get(timeout=10)
+    for number in range(10):
+        alert = kuma(f"service-{number}", monitor_id=number, msg="x" * 3000)
+        assert post_webhook(app, alert)[0] == 202
+    open(gate, "w").close()
+    alert_session = wait_for(lambda: finished(app, 2), message="the alert session")
+    assert alert_session["trigger"] == "alert"
+    assert len(alert_session["prompt_text"].encode()) > claude_ops.MAX_PROMPT_BYTES
+    fake.plan(plan_ok())
+    status = browser_client(app).post("/api/v1/sessions/2/rerun").status_int
+    assert status == 201
+    again = wait_for(lambda: finished(app, 3), message="the re-run")
+    assert (again["trigger"], again["tier"], again["prompt_text"]) == (
+        "manual", 2, alert_session["prompt_text"])
+
+
 def test_a_down_alert_starts_an_alert_session_whose_prompt_names_the_monitor(make_app, fake):
     app = make_app(serve=True, api_token=API_TOKEN)
     status, answer = post_webhook(app, kuma())
@@ -3036,6 +3057,17 @@ def test_hostile_payloads_are_fenced_data_and_escaped_on_pages(make_app, fake):
     assert rule < fence_at < prompt.index("ignore your instructions") < prompt.rindex("\n````")
     page = browser_client(app).get("/sessions/1").text
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_secret_in_an_alerts_message_is_masked_everywhere_it_goes(make_app, fake):
+    app = make_app(serve=True, api_token=API_TOKEN)
+    leak = "sk-ant-api03-" + "k" * 40
+    post_webhook(app, kuma("Vault", msg=f"login failed with ANTHROPIC_API_KEY={leak}"))
+    wait_for(lambda: finished(app, 1), message="the alert session")
+    stored = json.dumps(alert_rows(app))
+    shown = browser_client(app).get("/sessions/1").text
+    for place in (stored, shown, fake.runs()[0]["stdin"]):
+        assert leak not in place and "[redacted]" in place
 
 
 def test_the_api_token_opens_the_api_but_not_the_pages(make_app, fake):
@@ -4465,6 +4497,30 @@ def test_another_process_holding_the_database_lock_freezes_nothing(app_process, 
     # Blocked in SQLite's own wait, the loop answered in seconds; waiting in gevent sleeps, within
     # tens of milliseconds, and a loaded machine adds its own pauses.
     assert slowest < 0.5, f"health took {slowest:.3f} s while the database was locked"
+
+
+def test_a_locked_database_when_the_cli_says_its_session_id_stops_no_reading(app_process, fake,
+                                                                            tmp_path):
+    before, after = fake.gate("before-init"), fake.gate("after-init")
+    fake.plan([{"wait_for_file": before}, {"print": INIT}, {"wait_for_file": after},
+               {"print": assistant_text("Still read.")}, {"print": result()}])
+    app = app_process()
+    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "across the lock"})
+    assert status == 201
+    lock = DatabaseLock(tmp_path / "state" / "claudeops.db")
+    try:
+        open(before, "w").close()
+        wait_for(lambda: "waits for the final update" in app.stderr_path.read_text(), timeout=20,
+                 message="the write of the CLI session id to give up")
+        open(after, "w").close()
+        log_path = tmp_path / "results" / app.get(f"/api/v1/sessions/{body['id']}")["log_file"]
+        wait_for(lambda: "session ended: completed" in log_path.read_text(),
+                 message="the rest of the output to be read")
+    finally:
+        lock.release()
+    session = wait_for(lambda: (lambda row: row if row["status"] != "running" else None)(
+        app.get(f"/api/v1/sessions/{body['id']}")), message="the final update")
+    assert (session["status"], session["cli_session_id"]) == ("completed", "s1")
 
 
 def test_retention_goes_on_after_meeting_a_locked_database(make_app, tmp_path, caplog):
