@@ -1748,9 +1748,10 @@ class AppEvents:
             subscriber.wake()
 
     def catch_up(self, last_event_id):
-        """The first message for a page that last heard `last_event_id` (None: a page just
-        loaded): every kind of event if it missed any, else only the id to come back with. A
-        lone id is no event, yet EventSource keeps it."""
+        """The first message for a page that last heard `last_event_id` (the id it was made
+        after, or the last one its stream brought; None: it says nothing): every kind of event if
+        it missed any, else only the id to come back with. A lone id is no event, yet
+        EventSource keeps it."""
         if last_event_id is None or last_event_id == self.last_id:
             return f"id: {self.last_id}\n\n".encode()
         return "".join(f"id: {self.last_id}\nevent: {name}\ndata: missed\n\n"
@@ -3706,8 +3707,11 @@ class Web:
 
     def page(self, name, title, status=200, **values):
         bottle.response.status = status
+        # The page says which event it was made after: one that comes before its stream is open (a
+        # session that ends as it starts) is then caught up on, not missed.
         return self.templates.render("layout", title=title, body=self.templates.render(name, **values),
-                                     running_session_id=self.scheduler.running_session_id)
+                                     running_session_id=self.scheduler.running_session_id,
+                                     events_id=self.events.last_id)
 
     def fragment_or_page(self, status, name, title, **values):
         if is_htmx():
@@ -3804,7 +3808,9 @@ class Web:
 
     def events_stream(self):
         stream_response()
-        return app_event_stream(self.events, bottle.request.get_header("Last-Event-ID"))
+        last_heard = (bottle.request.get_header("Last-Event-ID")
+                      or bottle.request.query.get("since") or None)
+        return app_event_stream(self.events, last_heard)
 
     def history(self):
         before_id = session_number(bottle.request.query.get("before", ""))

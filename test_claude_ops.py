@@ -673,6 +673,17 @@ def next_news(client):
             return event
 
 
+def test_a_session_that_ends_before_a_pages_stream_opens_is_caught_up_on(make_app):
+    app = make_app(serve=True)
+    page = browser_client(app).get("/sessions").html
+    app.scheduler.trigger_adhoc("over at once")
+    wait_for(lambda: finished(app, 1), message="the session to end before the stream opens")
+    client = SSEClient(app.port, page.body["sse-connect"])
+    assert client.response.readline() == f"retry: {claude_ops.SSE_RETRY_MS}\n".encode()
+    assert {heard(client)["event"], heard(client)["event"]} == {"session", "services"}
+    client.close()
+
+
 def test_the_events_stream_tells_of_a_session_starting_and_ending(make_app, fake, monkeypatch):
     monkeypatch.setattr(claude_ops, "COOLDOWN_WATCH_S", 3600)  # only the session's end looks
     monkeypatch.setattr(claude_ops, "SSE_HEARTBEAT_S", 0.2)    # a page that left is noticed soon
@@ -1518,6 +1529,7 @@ def test_open_pages_refresh_their_live_parts_from_their_own_routes_on_app_events
     trigger(client, "x")
     wait_for(lambda: fake.reached())
     live_parts = {"/": [("#running-pill", "/running-pill", "sse:session"),
+                        ("#dashboard-headline", "/dashboard/headline", "sse:services, sse:session"),
                         ("#dashboard-services", "/dashboard/services", "sse:services"),
                         ("#dashboard-sessions", "/dashboard/sessions", "sse:session")],
                   "/sessions": [("#running-pill", "/running-pill", "sse:session"),
@@ -1526,7 +1538,8 @@ def test_open_pages_refresh_their_live_parts_from_their_own_routes_on_app_events
                                  ("#cooldowns", "/cooldowns", "sse:services")]}
     for path, parts in live_parts.items():
         page = client.get(path).html
-        assert (page.body["hx-ext"], page.body["sse-connect"]) == ("sse", "/events")
+        assert page.body["hx-ext"] == "sse"
+        assert page.body["sse-connect"] == f"/events?since={app.events.last_id}"
         for selector, route, event in parts:
             element = page.select_one(selector)
             assert (element["hx-get"], element["hx-trigger"], element["hx-select"],
@@ -2093,7 +2106,7 @@ def test_a_session_ending_updates_its_page_the_dashboard_and_the_history_without
         assert page.evaluate("window.loadedOnce") is True, name   # no reload
         page.screenshot(path=str(tmp_path / f"ended-{name}-1280.png"), full_page=True)
     # One app-wide stream a page, and the session page's own transcript: nothing reconnected.
-    assert len([url for url in laptop.requests if url.endswith("/events")]) == 3
+    assert len([url for url in laptop.requests if "/events?since=" in url]) == 3
     assert len([url for url in laptop.requests if "/stream" in url]) == 1
     assert unexpected_console_errors(laptop) == [] and laptop.foreign_requests() == []
 

@@ -16,7 +16,7 @@
 <script src="/static/htmx-ext-sse-2.2.4.min.js" defer></script>
 <script src="/static/app.js" defer></script>
 </head>
-<body hx-ext="sse" sse-connect="/events">
+<body hx-ext="sse" sse-connect="/events?since={{events_id}}">
 <header class="topbar">
   <a class="brand" href="/"><img src="/static/icon.svg" alt="" width="22" height="22">claude-ops</a>
   <nav>
