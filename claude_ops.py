@@ -3602,8 +3602,10 @@ def cli_version(claude_bin, environ):
     try:
         done = gevent.subprocess.run([executable, "--version"], capture_output=True, env=environ,
                                      timeout=CLI_VERSION_TIMEOUT_S, stdin=gevent.subprocess.DEVNULL)
-    except (OSError, gevent.subprocess.TimeoutExpired) as exc:
-        return f"cannot run {executable}: {type(exc).__name__}"
+    except gevent.subprocess.TimeoutExpired:
+        return f"{executable} --version gave no answer within {CLI_VERSION_TIMEOUT_S} s"
+    except OSError as exc:
+        return f"cannot run {executable}: {exc.strerror or exc}"
     return shorten(done.stdout.decode("utf-8", "replace") or f"exit code {done.returncode}", 200)
 
 
