@@ -526,6 +526,8 @@ LISTED_COLUMNS = ("id, tier, model, prompt_file, status, started_at, ended_at, e
                   " response, cost_usd, num_turns, duration_ms, trigger, prompt_text, error,"
                   " parent_id")
 FOLLOW_UPS_SHOWN = 100
+# The columns the dashboard's 30-day stats read (besides the rows there are).
+STATS_COLUMNS = frozenset({"started_at", "status", "cost_usd"})
 
 
 def utc_now():
@@ -582,6 +584,9 @@ class Store:
                                   factory=PatientConnection)
         self.db.row_factory = row_as_dict
         self.version = 0  # bumped by every write, so that pages can cache what they read
+        # Bumped only by the writes that can change the 30-day stats: counting them again is the
+        # dearest part of the dashboard, and most writes only add to a running session's row.
+        self.stats_version = 0
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(f"PRAGMA busy_timeout={STORE_BUSY_TIMEOUT_MS}")
@@ -611,6 +616,7 @@ class Store:
             (tier, model, prompt_file, started_at, context, trigger, prompt_text, parent_id),
         )
         self.version += 1
+        self.stats_version += 1
         return cursor.lastrowid
 
     def update_session(self, session_id, **columns):
@@ -626,6 +632,8 @@ class Store:
         self.db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?",
                         (*columns.values(), session_id), deadline_s=deadline_s)
         self.version += 1
+        if not STATS_COLUMNS.isdisjoint(columns):
+            self.stats_version += 1
 
     def session(self, session_id):
         return self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
@@ -674,6 +682,7 @@ class Store:
         self.db.execute("UPDATE sessions SET status = 'interrupted', error = ?, ended_at = ?"
                         " WHERE status = 'running'", (reason, iso(utc_now())))
         self.version += 1
+        self.stats_version += 1
         return ids
 
     def insert_notification(self, session_id, event, target, ok, detail):
@@ -1027,6 +1036,8 @@ def health_glance(services, now, stale_after):
               for health in HEALTH_STATES}
     newest = max((moment for moment in checked.values() if moment is not None), default=None)
     return HealthGlance(tiles, counts, newest and utc_text(newest))
+
+
 def cooldown_file_key(path):
     """What tells one version of cooldown.json from the next without reading it: a write changes
     its time or size, a replacement its inode. None when it cannot be looked at."""
@@ -3675,7 +3686,8 @@ class Web:
         self.warnings = Refreshed(SETUP_CHECK_S, lambda: setup_warnings(config, environ))
         self.static_files = StaticFiles()
         self.dashboard_cache = (None, None)  # (what it showed, its HTML)
-        self.stats_cache = (None, None)      # (store version and UTC day, SessionStats)
+        self.stats_cache = (None, None)      # (stats version and UTC day, SessionStats)
+        self.parts = {}                      # the dashboard's parts: {slot: (key, HTML)}
         self.stale_after = datetime.timedelta(seconds=2 * config.interval_s)
         self.sign_in_failures = SignInFailures()
 
@@ -3725,30 +3737,42 @@ class Web:
 
     # Pages ----------------------------------------------------------------------------------------
 
+    def stats_key(self):
+        return self.store.stats_version, utc_now().date()
+
     def stats(self):
-        """The 30-day stats, counted again after a write to the store or on a new UTC day."""
-        today = utc_now().date()
-        if self.stats_cache[0] != (self.store.version, today):
-            self.stats_cache = (self.store.version, today), session_stats(self.store, today)
+        """The 30-day stats, counted again after a write that can change them or on a new UTC
+        day."""
+        key = self.stats_key()
+        if self.stats_cache[0] != key:
+            self.stats_cache = key, session_stats(self.store, key[1])
         return self.stats_cache[1]
 
-    def latest_views(self):
-        """The latest scheduled check and the latest other session, as SessionViews or None."""
-        check = self.store.latest_session(("scheduled",))
-        other = self.store.latest_session(OTHER_TRIGGERS)
-        return check and SessionView(check), other and SessionView(other)
+    def part(self, slot, key, name, values):
+        """The partial `name` rendered from `values()`, kept in `slot` until `key` changes: a
+        change of one row renders the dashboard again, and most of its parts show none of it."""
+        cached = self.parts.get(slot)
+        if cached is None or cached[0] != key:
+            cached = self.parts[slot] = key, self.templates.render(name, **values())
+        return cached[1]
 
     def dashboard(self):
-        warnings, next_run_at = self.warnings(), self.scheduler.next_run_at
+        warnings = self.warnings()
         # The dashboard is rendered again only when something it shows has changed; the
         # cooldowns' key changes every COOLDOWN_RECOUNT_S, which keeps the stale flags current.
-        shown = (self.store.version, self.cooldowns.key, self.warnings.computed_at, next_run_at,
-                 self.scheduler.running_trigger, self.scheduler.running_session_id)
+        shown = (self.store.version, self.services_key(), self.warnings.computed_at,
+                 self.scheduler.running_session_id)
         if self.dashboard_cache[0] != shown:
             self.dashboard_cache = shown, self.page(
-                "index", "Dashboard", warnings=warnings, **self.dashboard_services_values(),
-                **self.dashboard_sessions_values())
+                "index", "Dashboard", warnings=warnings, headline=self.dashboard_headline(),
+                services=self.dashboard_services(), sessions=self.dashboard_sessions())
         return self.dashboard_cache[1]
+
+    def services_key(self):
+        """What the headline and the service grid depend on: cooldown.json and the time (both
+        in the cooldowns' key), and the next scheduled check."""
+        self.cooldowns.read()
+        return self.cooldowns.key, self.scheduler.next_run_at, self.scheduler.running_trigger
 
     def dashboard_services_values(self):
         """What the headline and the service grid show."""
@@ -3758,24 +3782,37 @@ class Web:
                     cooldown_problem=cooldown_problem, next_run_at=next_run_at and iso(next_run_at),
                     running_trigger=self.scheduler.running_trigger)
 
-    def dashboard_sessions_values(self):
-        """What the cards of the last health check and the latest other session, and the stats,
-        show."""
-        check, other = self.latest_views()
-        stats = self.stats()
-        return dict(check=check, other=other, stats=stats, session_bars=stacked_bars(stats),
-                    cost_bars=cost_bars(stats))
+    def latest_card(self, slot, row, empty):
+        """The card of a latest session, rendered again only when its row changed (or, while it
+        runs, each second, for its duration so far)."""
+        key = row and (row, row["status"] == "running" and int(time.time()))
+        return self.part(slot, key, "latest_session",
+                         lambda: dict(session=row and SessionView(row), empty=empty))
+
+    def stats_card(self):
+        def values():
+            stats = self.stats()
+            return dict(stats=stats, session_bars=stacked_bars(stats), cost_bars=cost_bars(stats))
+        return self.part("stats", self.stats_key(), "stats", values)
 
     # Partials that open pages fetch again when /events says they changed.
 
     def dashboard_headline(self):
-        return self.templates.render("dashboard_headline", **self.dashboard_services_values())
+        return self.part("headline", self.services_key(), "dashboard_headline",
+                         self.dashboard_services_values)
 
     def dashboard_services(self):
-        return self.templates.render("dashboard_services", **self.dashboard_services_values())
+        return self.part("services", self.services_key(), "dashboard_services",
+                         self.dashboard_services_values)
 
     def dashboard_sessions(self):
-        return self.templates.render("dashboard_sessions", **self.dashboard_sessions_values())
+        """The cards of the last health check and the latest other session, and the stats."""
+        check = self.latest_card("check", self.store.latest_session(("scheduled",)),
+                                 "No scheduled health check yet.")
+        other = self.latest_card("other", self.store.latest_session(OTHER_TRIGGERS),
+                                 "No manual or alert session yet.")
+        return self.templates.render("dashboard_sessions", check=check, other=other,
+                                     stats=self.stats_card())
 
     def running_pill(self):
         return self.templates.render("running_pill",
