@@ -643,16 +643,17 @@ class Store:
         return self.db.execute("SELECT id, status FROM sessions WHERE parent_id = ? ORDER BY id"
                                " LIMIT ?", (session_id, limit)).fetchall()
 
-    def latest_session(self, triggers):
-        """The newest session that one of `triggers` started: a max(id) per trigger, each one
+    def latest_sessions(self, *trigger_groups):
+        """For each of `trigger_groups` (disjoint tuples of triggers), the newest session one of
+        its triggers started, or None; in one statement, of a max(id) per trigger, each one
         look-up in the sessions_trigger_id index."""
-        newest = [self.db.execute("SELECT max(id) AS id FROM sessions WHERE trigger = ?",
-                                  (trigger,)).fetchone()["id"] for trigger in triggers]
-        newest = [session_id for session_id in newest if session_id is not None]
-        if not newest:
-            return None
-        return self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions WHERE id = ?",
-                               (max(newest),)).fetchone()
+        newest = ", ".join("(SELECT max(id) FROM (" + " UNION ALL ".join(
+            ["SELECT max(id) AS id FROM sessions WHERE trigger = ?"] * len(group)) + "))"
+            for group in trigger_groups)
+        rows = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions WHERE id IN ({newest})",
+                               [trigger for group in trigger_groups for trigger in group]).fetchall()
+        return [next((row for row in rows if row["trigger"] in group), None)
+                for group in trigger_groups]
 
     def sessions_by_day(self, since):
         """(UTC day, status, sessions, their cost) of the sessions started since `since`: one
@@ -3673,6 +3674,11 @@ def stream_response():
     bottle.response.set_header("X-Accel-Buffering", "no")
 
 
+# Where the dashboard's sessions part goes in the page kept around it. No page text can hold it:
+# everything a user, the agent or the CLI writes reaches a page escaped, "<" included.
+SESSIONS_SLOT = "<!-- the sessions part -->"
+
+
 class Web:
     """The handlers, with what they need from the sections above."""
 
@@ -3688,6 +3694,7 @@ class Web:
         self.dashboard_cache = (None, None)  # (what it showed, its HTML)
         self.stats_cache = (None, None)      # (stats version and UTC day, SessionStats)
         self.parts = {}                      # the dashboard's parts: {slot: (key, HTML)}
+        self.frame_cache = (None, None)      # (what it showed, the page around its sessions)
         self.stale_after = datetime.timedelta(seconds=2 * config.interval_s)
         self.sign_in_failures = SignInFailures()
 
@@ -3757,16 +3764,24 @@ class Web:
         return cached[1]
 
     def dashboard(self):
-        warnings = self.warnings()
         # The dashboard is rendered again only when something it shows has changed; the
         # cooldowns' key changes every COOLDOWN_RECOUNT_S, which keeps the stale flags current.
-        shown = (self.store.version, self.services_key(), self.warnings.computed_at,
-                 self.scheduler.running_session_id)
+        frame_key = (self.services_key(), self.warnings(), self.scheduler.running_session_id)
+        shown = self.store.version, frame_key
         if self.dashboard_cache[0] != shown:
-            self.dashboard_cache = shown, self.page(
-                "index", "Dashboard", warnings=warnings, headline=self.dashboard_headline(),
-                services=self.dashboard_services(), sessions=self.dashboard_sessions())
+            before, after = self.dashboard_frame(frame_key)
+            self.dashboard_cache = shown, before + self.dashboard_sessions() + after
         return self.dashboard_cache[1]
+
+    def dashboard_frame(self, key):
+        """The dashboard's page before and after its sessions part, which the write of a row
+        changes: kept until `key` changes."""
+        if self.frame_cache[0] != key:
+            page = self.page("index", "Dashboard", warnings=key[1], headline=self.dashboard_headline(),
+                             services=self.dashboard_services(), sessions=SESSIONS_SLOT)
+            before, _, after = page.partition(SESSIONS_SLOT)
+            self.frame_cache = key, (before, after)
+        return self.frame_cache[1]
 
     def services_key(self):
         """What the headline and the service grid depend on: cooldown.json and the time (both
@@ -3807,10 +3822,9 @@ class Web:
 
     def dashboard_sessions(self):
         """The cards of the last health check and the latest other session, and the stats."""
-        check = self.latest_card("check", self.store.latest_session(("scheduled",)),
-                                 "No scheduled health check yet.")
-        other = self.latest_card("other", self.store.latest_session(OTHER_TRIGGERS),
-                                 "No manual or alert session yet.")
+        check, other = self.store.latest_sessions(("scheduled",), OTHER_TRIGGERS)
+        check = self.latest_card("check", check, "No scheduled health check yet.")
+        other = self.latest_card("other", other, "No manual or alert session yet.")
         return self.templates.render("dashboard_sessions", check=check, other=other,
                                      stats=self.stats_card())
 
@@ -4021,7 +4035,7 @@ class Web:
         services, _ = self.cooldowns.read()
         return stats_json(self.stats(), health_glance(services, utc_now(), self.stale_after),
                           self.scheduler.running_session_id,
-                          self.store.latest_session(("scheduled",)))
+                          self.store.latest_sessions(("scheduled",))[0])
 
     def manifest(self):
         bottle.response.content_type = "application/manifest+json"
