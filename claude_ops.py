@@ -3317,6 +3317,9 @@ def host_name(host_header):
     return (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).removesuffix(".")
 
 
+# Every request asks, mostly with the same few names, and ipaddress takes longer to parse one
+# than the rest of the guard; bounded, since the Host header is the client's to choose.
+@functools.lru_cache(maxsize=256)
 def is_ip_literal(name):
     try:
         ipaddress.ip_address(name)
