@@ -528,6 +528,8 @@ LISTED_COLUMNS = ("id, tier, model, prompt_file, status, started_at, ended_at, e
                   " response, cost_usd, num_turns, duration_ms, trigger, prompt_text, error,"
                   " parent_id")
 FOLLOW_UPS_SHOWN = 100
+# The columns the dashboard's 30-day stats read (besides the rows there are).
+STATS_COLUMNS = frozenset({"started_at", "status", "cost_usd"})
 
 
 def utc_now():
@@ -584,6 +586,9 @@ class Store:
                                   factory=PatientConnection)
         self.db.row_factory = row_as_dict
         self.version = 0  # bumped by every write, so that pages can cache what they read
+        # Bumped only by the writes that can change the 30-day stats: counting them again is the
+        # dearest part of the dashboard, and most writes only add to a running session's row.
+        self.stats_version = 0
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(f"PRAGMA busy_timeout={STORE_BUSY_TIMEOUT_MS}")
@@ -615,6 +620,7 @@ class Store:
             (tier, model, prompt_file, started_at, context, trigger, prompt_text, parent_id),
         )
         self.version += 1
+        self.stats_version += 1
         return cursor.lastrowid
 
     def update_session(self, session_id, **columns):
@@ -630,6 +636,8 @@ class Store:
         self.db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?",
                         (*columns.values(), session_id), deadline_s=deadline_s)
         self.version += 1
+        if not STATS_COLUMNS.isdisjoint(columns):
+            self.stats_version += 1
 
     def session(self, session_id):
         return self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
@@ -639,16 +647,17 @@ class Store:
         return self.db.execute("SELECT id, status FROM sessions WHERE parent_id = ? ORDER BY id"
                                " LIMIT ?", (session_id, limit)).fetchall()
 
-    def latest_session(self, triggers):
-        """The newest session that one of `triggers` started: a max(id) per trigger, each one
+    def latest_sessions(self, *trigger_groups):
+        """For each of `trigger_groups` (disjoint tuples of triggers), the newest session one of
+        its triggers started, or None; in one statement, of a max(id) per trigger, each one
         look-up in the sessions_trigger_id index."""
-        newest = [self.db.execute("SELECT max(id) AS id FROM sessions WHERE trigger = ?",
-                                  (trigger,)).fetchone()["id"] for trigger in triggers]
-        newest = [session_id for session_id in newest if session_id is not None]
-        if not newest:
-            return None
-        return self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions WHERE id = ?",
-                               (max(newest),)).fetchone()
+        newest = ", ".join("(SELECT max(id) FROM (" + " UNION ALL ".join(
+            ["SELECT max(id) AS id FROM sessions WHERE trigger = ?"] * len(group)) + "))"
+            for group in trigger_groups)
+        rows = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions WHERE id IN ({newest})",
+                               [trigger for group in trigger_groups for trigger in group]).fetchall()
+        return [next((row for row in rows if row["trigger"] in group), None)
+                for group in trigger_groups]
 
     def sessions_by_day(self, since):
         """(UTC day, status, sessions, their cost) of the sessions started since `since`: one
@@ -678,6 +687,7 @@ class Store:
         self.db.execute("UPDATE sessions SET status = 'interrupted', error = ?, ended_at = ?"
                         " WHERE status = 'running'", (reason, iso(utc_now())))
         self.version += 1
+        self.stats_version += 1
         return ids
 
     def insert_notification(self, session_id, event, target, ok, detail):
@@ -1031,6 +1041,8 @@ def health_glance(services, now, stale_after):
               for health in HEALTH_STATES}
     newest = max((moment for moment in checked.values() if moment is not None), default=None)
     return HealthGlance(tiles, counts, newest and utc_text(newest))
+
+
 def cooldown_file_key(path):
     """What tells one version of cooldown.json from the next without reading it: a write changes
     its time or size, a replacement its inode. None when it cannot be looked at."""
@@ -3328,6 +3340,9 @@ def host_name(host_header):
     return (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).removesuffix(".")
 
 
+# Every request asks, mostly with the same few names, and ipaddress takes longer to parse one
+# than the rest of the guard; bounded, since the Host header is the client's to choose.
+@functools.lru_cache(maxsize=256)
 def is_ip_literal(name):
     try:
         ipaddress.ip_address(name)
@@ -3686,6 +3701,11 @@ def stream_response():
     bottle.response.set_header("X-Accel-Buffering", "no")
 
 
+# Where the dashboard's sessions part goes in the page kept around it. No page text can hold it:
+# everything a user, the agent or the CLI writes reaches a page escaped, "<" included.
+SESSIONS_SLOT = "<!-- the sessions part -->"
+
+
 class Web:
     """The handlers, with what they need from the sections above."""
 
@@ -3699,7 +3719,9 @@ class Web:
         self.warnings = Refreshed(SETUP_CHECK_S, lambda: setup_warnings(config, environ))
         self.static_files = StaticFiles()
         self.dashboard_cache = (None, None)  # (what it showed, its HTML)
-        self.stats_cache = (None, None)      # (store version and UTC day, SessionStats)
+        self.stats_cache = (None, None)      # (stats version and UTC day, SessionStats)
+        self.parts = {}                      # the dashboard's parts: {slot: (key, HTML)}
+        self.frame_cache = (None, None)      # (what it showed, the page around its sessions)
         self.stale_after = datetime.timedelta(seconds=2 * config.interval_s)
         self.sign_in_failures = SignInFailures()
 
@@ -3752,30 +3774,50 @@ class Web:
 
     # Pages ----------------------------------------------------------------------------------------
 
+    def stats_key(self):
+        return self.store.stats_version, utc_now().date()
+
     def stats(self):
-        """The 30-day stats, counted again after a write to the store or on a new UTC day."""
-        today = utc_now().date()
-        if self.stats_cache[0] != (self.store.version, today):
-            self.stats_cache = (self.store.version, today), session_stats(self.store, today)
+        """The 30-day stats, counted again after a write that can change them or on a new UTC
+        day."""
+        key = self.stats_key()
+        if self.stats_cache[0] != key:
+            self.stats_cache = key, session_stats(self.store, key[1])
         return self.stats_cache[1]
 
-    def latest_views(self):
-        """The latest scheduled check and the latest other session, as SessionViews or None."""
-        check = self.store.latest_session(("scheduled",))
-        other = self.store.latest_session(OTHER_TRIGGERS)
-        return check and SessionView(check), other and SessionView(other)
+    def part(self, slot, key, name, values):
+        """The partial `name` rendered from `values()`, kept in `slot` until `key` changes: a
+        change of one row renders the dashboard again, and most of its parts show none of it."""
+        cached = self.parts.get(slot)
+        if cached is None or cached[0] != key:
+            cached = self.parts[slot] = key, self.templates.render(name, **values())
+        return cached[1]
 
     def dashboard(self):
-        warnings, next_run_at = self.warnings(), self.scheduler.next_run_at
         # The dashboard is rendered again only when something it shows has changed; the
         # cooldowns' key changes every COOLDOWN_RECOUNT_S, which keeps the stale flags current.
-        shown = (self.store.version, self.cooldowns.key, self.warnings.computed_at, next_run_at,
-                 self.scheduler.running_trigger, self.scheduler.running_session_id)
+        frame_key = (self.services_key(), self.warnings(), self.scheduler.running_session_id)
+        shown = self.store.version, frame_key
         if self.dashboard_cache[0] != shown:
-            self.dashboard_cache = shown, self.page(
-                "index", "Dashboard", warnings=warnings, **self.dashboard_services_values(),
-                **self.dashboard_sessions_values())
+            before, after = self.dashboard_frame(frame_key)
+            self.dashboard_cache = shown, before + self.dashboard_sessions() + after
         return self.dashboard_cache[1]
+
+    def dashboard_frame(self, key):
+        """The dashboard's page before and after its sessions part, which the write of a row
+        changes: kept until `key` changes."""
+        if self.frame_cache[0] != key:
+            page = self.page("index", "Dashboard", warnings=key[1], headline=self.dashboard_headline(),
+                             services=self.dashboard_services(), sessions=SESSIONS_SLOT)
+            before, _, after = page.partition(SESSIONS_SLOT)
+            self.frame_cache = key, (before, after)
+        return self.frame_cache[1]
+
+    def services_key(self):
+        """What the headline and the service grid depend on: cooldown.json and the time (both
+        in the cooldowns' key), and the next scheduled check."""
+        self.cooldowns.read()
+        return self.cooldowns.key, self.scheduler.next_run_at, self.scheduler.running_trigger
 
     def dashboard_services_values(self):
         """What the headline and the service grid show."""
@@ -3785,24 +3827,36 @@ class Web:
                     cooldown_problem=cooldown_problem, next_run_at=next_run_at and iso(next_run_at),
                     running_trigger=self.scheduler.running_trigger)
 
-    def dashboard_sessions_values(self):
-        """What the cards of the last health check and the latest other session, and the stats,
-        show."""
-        check, other = self.latest_views()
-        stats = self.stats()
-        return dict(check=check, other=other, stats=stats, session_bars=stacked_bars(stats),
-                    cost_bars=cost_bars(stats))
+    def latest_card(self, slot, row, empty):
+        """The card of a latest session, rendered again only when its row changed (or, while it
+        runs, each second, for its duration so far)."""
+        key = row and (row, row["status"] == "running" and int(time.time()))
+        return self.part(slot, key, "latest_session",
+                         lambda: dict(session=row and SessionView(row), empty=empty))
+
+    def stats_card(self):
+        def values():
+            stats = self.stats()
+            return dict(stats=stats, session_bars=stacked_bars(stats), cost_bars=cost_bars(stats))
+        return self.part("stats", self.stats_key(), "stats", values)
 
     # Partials that open pages fetch again when /events says they changed.
 
     def dashboard_headline(self):
-        return self.templates.render("dashboard_headline", **self.dashboard_services_values())
+        return self.part("headline", self.services_key(), "dashboard_headline",
+                         self.dashboard_services_values)
 
     def dashboard_services(self):
-        return self.templates.render("dashboard_services", **self.dashboard_services_values())
+        return self.part("services", self.services_key(), "dashboard_services",
+                         self.dashboard_services_values)
 
     def dashboard_sessions(self):
-        return self.templates.render("dashboard_sessions", **self.dashboard_sessions_values())
+        """The cards of the last health check and the latest other session, and the stats."""
+        check, other = self.store.latest_sessions(("scheduled",), OTHER_TRIGGERS)
+        check = self.latest_card("check", check, "No scheduled health check yet.")
+        other = self.latest_card("other", other, "No manual or alert session yet.")
+        return self.templates.render("dashboard_sessions", check=check, other=other,
+                                     stats=self.stats_card())
 
     def running_pill(self):
         return self.templates.render("running_pill",
@@ -4010,7 +4064,7 @@ class Web:
         services, _ = self.cooldowns.read()
         return stats_json(self.stats(), health_glance(services, utc_now(), self.stale_after),
                           self.scheduler.running_session_id,
-                          self.store.latest_session(("scheduled",)))
+                          self.store.latest_sessions(("scheduled",))[0])
 
     def manifest(self):
         bottle.response.content_type = "application/manifest+json"

@@ -1432,6 +1432,26 @@ def test_the_stats_count_thirty_days_by_status_and_cost_exactly(make_app):
     assert client.get("/api/v1/stats").json["sessions_today"] == 5
 
 
+def test_the_dashboard_follows_each_write_and_counts_the_stats_only_after_those_that_change_them(
+        make_app):
+    app = make_app(start=False)
+    client = browser_client(app)
+    assert client.get("/api/v1/stats").json["sessions_today"] == 0
+    session_id = finished_session(app, "scheduled", "running", day_at(0))
+    assert client.get("/api/v1/stats").json["sessions_today"] == 1
+    counted = app.store.stats_version
+    for answer in ("First answer.", "Second answer."):
+        app.store.update_session(session_id, response=answer)
+        check = client.get("/").html.select_one(".latest-check")
+        assert check.select_one(".response").text.strip() == answer
+    assert app.store.stats_version == counted
+    app.store.update_session(session_id, cost_usd=0.5)
+    assert client.get("/api/v1/stats").json["cost_today_usd"] == 0.5
+    app.store.interrupt_running("the server restarted")
+    assert client.get("/api/v1/stats").json["failures_30d"] == 1
+    assert client.get("/").html.select_one(".latest-check .status-badge").text == "interrupted"
+
+
 def test_the_stats_of_an_empty_database_are_zeros_and_no_rate(make_app):
     client = browser_client(make_app(start=False))
     stats = client.get("/api/v1/stats").json

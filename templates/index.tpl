@@ -5,7 +5,7 @@
 % if dry_run:
 <div class="banner banner-info dashboard-wide">Dry run: sessions are told to observe and report, and change nothing.</div>
 % end
-{{!partial('dashboard_headline', glance=glance, cooldown_problem=cooldown_problem, next_run_at=next_run_at, running_trigger=running_trigger)}}
+{{!headline}}
 
 <section class="card run-now">
   <h2>Run now</h2>
@@ -20,7 +20,7 @@
   </form>
 </section>
 
-{{!partial('dashboard_services', glance=glance, cooldown_problem=cooldown_problem)}}
+{{!services}}
 
-{{!partial('dashboard_sessions', check=check, other=other, stats=stats, session_bars=session_bars, cost_bars=cost_bars)}}
+{{!sessions}}
 </div>
