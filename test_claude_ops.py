@@ -1875,7 +1875,7 @@ def test_unknown_pages_are_404_pages(make_app, path):
 
 def test_a_fault_in_a_handler_is_a_500_page_without_a_traceback(make_app, monkeypatch):
     app = make_app()
-    monkeypatch.setattr(app.store, "latest_session", lambda *triggers: 1 / 0)
+    monkeypatch.setattr(app.store, "latest_sessions", lambda *groups: 1 / 0)
     page = browser_client(app).get("/", status=500, expect_errors=True)
     assert "Something went wrong" in page.text
     assert "Traceback" not in page.text and "ZeroDivisionError" not in page.text
