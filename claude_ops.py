@@ -3546,6 +3546,30 @@ class StaticFiles:
         return self.found[name]
 
 
+def live_messages(subscriber, after):
+    while True:
+        items = subscriber.take(SSE_HEARTBEAT_S)
+        if subscriber.dropped:
+            return
+        if not items:
+            yield b": keep-alive\n\n"
+            continue
+        # A line the reader already has (it resumed past the live count) is not sent twice. A
+        # reader that fell behind gets its backlog in pieces: one copy of it all per reader
+        # would cost as much memory as every backlog together.
+        chunk = bytearray()
+        for number, message in items:
+            if number is None or number > after:
+                chunk += message
+            if len(chunk) >= SSE_CHUNK_BYTES:
+                yield bytes(chunk)
+                chunk.clear()
+        if chunk:
+            yield bytes(chunk)
+        if items[-1][0] is None:
+            return
+
+
 def event_stream(hub, store, templates, session_id, path, after, started):
     """A session's transcript as SSE from line `after` on: what the log holds, then, while the
     session runs, each new line as it comes, then `done`. Times are counted from `started`."""
@@ -3583,30 +3607,6 @@ def app_event_stream(events, last_event_id):
             yield b"".join(message for _, message in items) or b": keep-alive\n\n"
     finally:
         events.unsubscribe(subscriber)
-
-
-def live_messages(subscriber, after):
-    while True:
-        items = subscriber.take(SSE_HEARTBEAT_S)
-        if subscriber.dropped:
-            return
-        if not items:
-            yield b": keep-alive\n\n"
-            continue
-        # A line the reader already has (it resumed past the live count) is not sent twice. A
-        # reader that fell behind gets its backlog in pieces: one copy of it all per reader
-        # would cost as much memory as every backlog together.
-        chunk = bytearray()
-        for number, message in items:
-            if number is None or number > after:
-                chunk += message
-            if len(chunk) >= SSE_CHUNK_BYTES:
-                yield bytes(chunk)
-                chunk.clear()
-        if chunk:
-            yield bytes(chunk)
-        if items[-1][0] is None:
-            return
 
 
 def cli_version(claude_bin, environ):
