@@ -3796,7 +3796,9 @@ class Web:
     def dashboard(self):
         # The dashboard is rendered again only when something it shows has changed; the
         # cooldowns' key changes every COOLDOWN_RECOUNT_S, which keeps the stale flags current.
-        frame_key = (self.services_key(), self.warnings(), self.scheduler.running_session_id)
+        # The page around the parts carries the id of the last event, which its stream starts from.
+        frame_key = (self.services_key(), self.warnings(), self.scheduler.running_session_id,
+                     self.events.last_id)
         shown = self.store.version, frame_key
         if self.dashboard_cache[0] != shown:
             before, after = self.dashboard_frame(frame_key)
