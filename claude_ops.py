@@ -392,22 +392,45 @@ def read_resource(relative_path):
         return resource.read()
 
 
+def template_text(value):
+    """What a template prints for `value`, as Bottle prints it: None prints nothing."""
+    if type(value) is str:
+        return value
+    if value is None:
+        return ""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def escaped_template_text(value):
+    return str(value) if type(value) is int else html.escape(template_text(value))
+
+
 class Templates:
     """SimpleTemplates compiled once, with the helpers every template may call, `partial` among
-    them: a page includes the same partials that htmx and SSE receive alone."""
+    them: a page includes the same partials that htmx and SSE receive alone. Bottle parses and
+    compiles each template; its code then runs here in one namespace made at once, since
+    SimpleTemplate.render builds it again from four dicts and two partials at each call, which
+    made a two-line partial (a badge, a table row) cost more than its HTML. The names it gives
+    that code are the ones Bottle's generated code reads (_printlist, _str, _escape, get)."""
 
     def __init__(self, **helpers):
         self.compiled = {}
-        self.helpers = dict(helpers, partial=self.render)
+        self.helpers = dict(helpers, partial=self.render, _str=template_text,
+                            _escape=escaped_template_text)
+
+    def code(self, name):
+        source = read_resource(f"templates/{name}.tpl").decode("utf-8")
+        translated = bottle.SimpleTemplate(source=source).code
+        code = self.compiled[name] = compile(translated, f"templates/{name}.tpl", "exec")
+        return code
 
     def render(self, name, **values):
-        template = self.compiled.get(name)
-        if template is None:
-            source = read_resource(f"templates/{name}.tpl").decode("utf-8")
-            # html.escape does what Bottle's default does with fewer passes over each value.
-            template = self.compiled[name] = bottle.SimpleTemplate(source=source,
-                                                                   escape_func=html.escape)
-        return template.render(**self.helpers, **values)
+        code = self.compiled.get(name) or self.code(name)
+        printed = []
+        namespace = {**self.helpers, **values, "_printlist": printed.extend}
+        namespace["get"] = namespace.get
+        exec(code, namespace)
+        return "".join(printed)
 
 
 # Store ##############################################################################################
@@ -589,6 +612,7 @@ class Store:
         # Bumped only by the writes that can change the 30-day stats: counting them again is the
         # dearest part of the dashboard, and most writes only add to a running session's row.
         self.stats_version = 0
+        self.latest = {}  # latest_sessions() by its groups: (the version it was read at, rows)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(f"PRAGMA busy_timeout={STORE_BUSY_TIMEOUT_MS}")
@@ -632,12 +656,21 @@ class Store:
         self.set_columns(session_id, columns, deadline_s=None)
 
     def set_columns(self, session_id, columns, deadline_s):
+        """Writes `columns` of a row, and hands them as stored to latest_sessions(), which then
+        need not read the row again."""
+        names = ", ".join(columns)
         assignments = ", ".join(f"{name} = ?" for name in columns)
-        self.db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?",
-                        (*columns.values(), session_id), deadline_s=deadline_s)
+        written = self.db.execute(f"UPDATE sessions SET {assignments} WHERE id = ? RETURNING"
+                                  f" {names}", (*columns.values(), session_id),
+                                  deadline_s=deadline_s).fetchall()
         self.version += 1
         if not STATS_COLUMNS.isdisjoint(columns):
             self.stats_version += 1
+        for groups, (version, rows) in self.latest.items():
+            if version == self.version - 1 and written:
+                self.latest[groups] = self.version, [
+                    {**row, **written[0]} if row and row["id"] == session_id else row
+                    for row in rows]
 
     def session(self, session_id):
         return self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
@@ -649,15 +682,23 @@ class Store:
 
     def latest_sessions(self, *trigger_groups):
         """For each of `trigger_groups` (disjoint tuples of triggers), the newest session one of
-        its triggers started, or None; in one statement, of a max(id) per trigger, each one
-        look-up in the sessions_trigger_id index."""
-        newest = ", ".join("(SELECT max(id) FROM (" + " UNION ALL ".join(
-            ["SELECT max(id) AS id FROM sessions WHERE trigger = ?"] * len(group)) + "))"
-            for group in trigger_groups)
-        rows = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions WHERE id IN ({newest})",
-                               [trigger for group in trigger_groups for trigger in group]).fetchall()
-        return [next((row for row in rows if row["trigger"] in group), None)
+        its triggers started, or None: read again after a write other than set_columns(), which
+        keeps them as it writes them. Pages ask for them at every view, and a running session's
+        row is written as it goes."""
+        cached = self.latest.get(trigger_groups)
+        if cached is None or cached[0] != self.version:
+            # A max(id) per trigger, each one look-up in the sessions_trigger_id index (a max over
+            # `trigger IN` would walk every entry of those triggers).
+            newest = ", ".join("(SELECT max(id) FROM (" + " UNION ALL ".join(
+                ["SELECT max(id) AS id FROM sessions WHERE trigger = ?"] * len(group)) + "))"
+                for group in trigger_groups)
+            rows = self.db.execute(f"SELECT {LISTED_COLUMNS} FROM sessions WHERE id IN ({newest})",
+                                   [trigger for group in trigger_groups for trigger in group]
+                                   ).fetchall()
+            cached = self.latest[trigger_groups] = self.version, [
+                next((row for row in rows if row["trigger"] in group), None)
                 for group in trigger_groups]
+        return cached[1]
 
     def sessions_by_day(self, since):
         """(UTC day, status, sessions, their cost) of the sessions started since `since`: one
@@ -1561,6 +1602,9 @@ COOLDOWN_WATCH_S = 5
 # Followers woken in one turn of the event loop: a thousand woken by the same line at once would
 # hold it for one long turn, and every page and health answer would wait for them all.
 WAKE_BATCH = 50
+# While lines keep coming, followers are woken at most this often, each then writing what came
+# meanwhile at once: a write per line per follower kept a core busy with a thousand followers.
+WAKE_INTERVAL_S = 0.05
 
 
 def release_freed_memory():
@@ -1655,16 +1699,18 @@ class LiveTranscript:
 
     def wake_subscribers(self):
         """Wakes the subscribers with something queued, WAKE_BATCH at a time with a yield between,
-        until no message came meanwhile."""
+        then again WAKE_INTERVAL_S after the last time for what came meanwhile, until nothing
+        did. The first line after a quiet spell goes out at once."""
         try:
             woken_for = None
             while woken_for != self.published:
-                woken_for = self.published
+                woken_for, woken_at = self.published, time.monotonic()
                 subscribers = list(self.subscribers)
                 for start in range(0, len(subscribers), WAKE_BATCH):
                     for subscriber in subscribers[start:start + WAKE_BATCH]:
                         subscriber.wake()
                     gevent.sleep(0)
+                gevent.sleep(max(0.0, woken_at + WAKE_INTERVAL_S - time.monotonic()))
         finally:
             self.waker = None
 
@@ -3456,7 +3502,9 @@ def is_utf8_request(environ):
     names another page. Cookies are never read here, and other services on this host set them."""
     try:
         for key, value in environ.items():
-            if (key.startswith("HTTP_") and key != "HTTP_COOKIE") or key == "bottle.raw_path":
+            # ASCII is UTF-8, and most requests are all ASCII: that is asked first.
+            if type(value) is str and not value.isascii() and (
+                    (key.startswith("HTTP_") and key != "HTTP_COOKIE") or key == "bottle.raw_path"):
                 value.encode("latin-1").decode("utf-8")
     except UnicodeError:
         return False
@@ -3701,9 +3749,11 @@ def stream_response():
     bottle.response.set_header("X-Accel-Buffering", "no")
 
 
-# Where the dashboard's sessions part goes in the page kept around it. No page text can hold it:
-# everything a user, the agent or the CLI writes reaches a page escaped, "<" included.
-SESSIONS_SLOT = "<!-- the sessions part -->"
+# Where the dashboard's parts that a session's row changes go in the page kept around them, in
+# the page's order. No page text can hold one: everything a user, the agent or the CLI writes
+# reaches a page escaped, "<" included.
+DASHBOARD_SLOTS = {"check": "<!-- the last check -->", "other": "<!-- the latest other session -->",
+                   "stats": "<!-- the 30-day stats -->"}
 
 
 class Web:
@@ -3720,8 +3770,8 @@ class Web:
         self.static_files = StaticFiles()
         self.dashboard_cache = (None, None)  # (what it showed, its HTML)
         self.stats_cache = (None, None)      # (stats version and UTC day, SessionStats)
-        self.parts = {}                      # the dashboard's parts: {slot: (key, HTML)}
-        self.frame_cache = (None, None)      # (what it showed, the page around its sessions)
+        self.parts = {}                      # the dashboard's parts: {slot: (key, HTML, UTF-8)}
+        self.frame_cache = (None, None)      # (what it showed, the UTF-8 pieces around the parts)
         self.stale_after = datetime.timedelta(seconds=2 * config.interval_s)
         self.sign_in_failures = SignInFailures()
 
@@ -3790,7 +3840,8 @@ class Web:
         change of one row renders the dashboard again, and most of its parts show none of it."""
         cached = self.parts.get(slot)
         if cached is None or cached[0] != key:
-            cached = self.parts[slot] = key, self.templates.render(name, **values())
+            text = self.templates.render(name, **values())
+            cached = self.parts[slot] = key, text, text.encode("utf-8")
         return cached[1]
 
     def dashboard(self):
@@ -3801,18 +3852,28 @@ class Web:
                      self.events.last_id)
         shown = self.store.version, frame_key
         if self.dashboard_cache[0] != shown:
-            before, after = self.dashboard_frame(frame_key)
-            self.dashboard_cache = shown, before + self.dashboard_sessions() + after
+            self.latest_cards()
+            self.stats_card()
+            pieces = self.dashboard_frame(frame_key)
+            page = [pieces[0]]
+            for slot, piece in zip(DASHBOARD_SLOTS, pieces[1:]):
+                page += (self.parts[slot][2], piece)
+            self.dashboard_cache = shown, b"".join(page)
         return self.dashboard_cache[1]
 
     def dashboard_frame(self, key):
-        """The dashboard's page before and after its sessions part, which the write of a row
-        changes: kept until `key` changes."""
+        """The dashboard's page around its DASHBOARD_SLOTS, kept until `key` changes, in UTF-8
+        pieces: the page is joined from bytes kept encoded, since encoding it whole again cost as
+        much as rendering the card that changed."""
         if self.frame_cache[0] != key:
             page = self.page("index", "Dashboard", warnings=key[1], headline=self.dashboard_headline(),
-                             services=self.dashboard_services(), sessions=SESSIONS_SLOT)
-            before, _, after = page.partition(SESSIONS_SLOT)
-            self.frame_cache = key, (before, after)
+                             services=self.dashboard_services(),
+                             sessions=self.templates.render("dashboard_sessions", **DASHBOARD_SLOTS))
+            pieces = []
+            for mark in DASHBOARD_SLOTS.values():
+                piece, _, page = page.partition(mark)
+                pieces.append(piece.encode("utf-8"))
+            self.frame_cache = key, pieces + [page.encode("utf-8")]
         return self.frame_cache[1]
 
     def services_key(self):
@@ -3836,6 +3897,11 @@ class Web:
         return self.part(slot, key, "latest_session",
                          lambda: dict(session=row and SessionView(row), empty=empty))
 
+    def latest_cards(self):
+        check, other = self.store.latest_sessions(("scheduled",), OTHER_TRIGGERS)
+        return (self.latest_card("check", check, "No scheduled health check yet."),
+                self.latest_card("other", other, "No manual or alert session yet."))
+
     def stats_card(self):
         def values():
             stats = self.stats()
@@ -3854,9 +3920,7 @@ class Web:
 
     def dashboard_sessions(self):
         """The cards of the last health check and the latest other session, and the stats."""
-        check, other = self.store.latest_sessions(("scheduled",), OTHER_TRIGGERS)
-        check = self.latest_card("check", check, "No scheduled health check yet.")
-        other = self.latest_card("other", other, "No manual or alert session yet.")
+        check, other = self.latest_cards()
         return self.templates.render("dashboard_sessions", check=check, other=other,
                                      stats=self.stats_card())
 
