@@ -16,6 +16,7 @@ import datetime
 import errno
 import fcntl
 import functools
+import gc
 import hmac
 import html
 import importlib.metadata
@@ -52,6 +53,9 @@ import gevent.subprocess
 import markdown_it
 
 log = logging.getLogger("claude-ops")
+# Nothing here asks a greenlet who spawned it; recording that for every connection cost objects
+# that each full garbage collection then walked, a thousand browsers' worth at a time.
+gevent.config.track_greenlet_tree = False
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE.endswith((".pyz", ".zip")):  # run from a one-file bundle: its folder, not the archive
@@ -1630,7 +1634,8 @@ class Subscriber:
         self.reader = gevent.getcurrent()
 
     def offer(self, item):
-        """Queues `item`; the reader wakes when wake() is called."""
+        """Queues `item`; the reader wakes when wake() is called, or at once when a quarter of
+        its queue is full."""
         if self.dropped:
             return
         self.pending_bytes += len(item[1])
@@ -1641,6 +1646,8 @@ class Subscriber:
             gevent.spawn(self.reader.kill, block=False)
         else:
             self.pending.append(item)
+            if self.pending_bytes > self.limit_bytes // 4:  # a flood: no waiting for the waker
+                self.wakeup.set()
 
     def wake(self):
         if self.pending or self.dropped:
@@ -4281,6 +4288,9 @@ REQUEST_TIMEOUT_S = 5
 # session's pipes and log file: past the limit, no session could start.
 SPARE_FILES = 128
 MAX_CONNECTIONS = 4096
+# gevent's default is 100; each new connection's first request then runs before any request
+# already waiting, and a hundred streams starting at once held a health answer for 60 ms.
+ACCEPTS_PER_TURN = 10
 
 
 class RequestHandler(gevent.pywsgi.WSGIHandler):
@@ -4327,11 +4337,16 @@ def connection_limit(file_limit):
 
 
 def wsgi_server(listener, application):
-    """The server as the app runs it: requests under a deadline, connections under a cap."""
+    """The server as the app runs it: requests under a deadline, connections under a cap, and few
+    connections accepted at each turn of the event loop, so that a crowd arriving at once (a
+    thousand browsers, or one reconnecting after a restart) waits its turn behind the requests
+    already in hand rather than ahead of them."""
     file_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return gevent.pywsgi.WSGIServer(listener, application, log=None, error_log=log,
-                                    handler_class=RequestHandler,
-                                    spawn=gevent.pool.Pool(connection_limit(file_limit)))
+    server = gevent.pywsgi.WSGIServer(listener, application, log=None, error_log=log,
+                                      handler_class=RequestHandler,
+                                      spawn=gevent.pool.Pool(connection_limit(file_limit)))
+    server.max_accept = ACCEPTS_PER_TURN
+    return server
 
 
 def raise_file_limit():
@@ -4633,6 +4648,11 @@ def main(argv=None):
         listener = listen(config.host, config.port)  # before any state is written
         app = ClaudeOps(config, environ)
         address = app.start(listener)
+        # What start-up made (modules, templates, the app) lives as long as the process: frozen,
+        # a full collection no longer walks it, which held the loop for tens of milliseconds
+        # while a thousand browsers were connecting.
+        gc.collect()
+        gc.freeze()
     except ConfigError as exc:
         print(f"claude-ops: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ Code CLI against a loopback stand-in of the Messages API, and headless Chromium 
 The fixtures are in conftest.py, what they stand on in harness.py."""
 
 import datetime
+import html
 import http.client
 import importlib.metadata
 import json
@@ -23,6 +24,7 @@ import urllib.error
 import urllib.request
 import zipfile
 
+import bottle
 import gevent
 import gevent.event
 import gevent.pool
@@ -1384,6 +1386,47 @@ def test_the_latest_sessions_and_the_days_stats_are_read_through_indexes(make_ap
                                 " status, count(*) FROM sessions WHERE started_at >= ?"
                                 " GROUP BY day, status", ("2026-01-01",)).fetchall()
     assert "sessions_started_at" in " ".join(row["detail"] for row in plan)
+
+
+def test_the_latest_sessions_stay_what_the_table_holds_through_every_kind_of_write(tmp_path):
+    store = claude_ops.Store(str(tmp_path / "claudeops.db"))
+    groups = (("scheduled",), claude_ops.OTHER_TRIGGERS)
+
+    def started(trigger):
+        return store.insert_session(trigger=trigger, prompt_text=None, prompt_file="(built-in)",
+                                    model="haiku", context="", started_at=day_at(0))
+
+    def as_read():
+        rows = store.db.execute(f"SELECT {claude_ops.LISTED_COLUMNS} FROM sessions").fetchall()
+        return [max((row for row in rows if row["trigger"] in group), key=lambda row: row["id"],
+                    default=None) for group in groups]
+
+    assert store.latest_sessions(*groups) == [None, None]
+    check = started("scheduled")
+    assert store.latest_sessions(*groups) == as_read()
+    store.update_session(check, response="first", cost_usd=1, num_turns="3")  # stored as read
+    latest = store.latest_sessions(*groups)
+    assert latest == as_read() and latest[0]["response"] == "first"
+    alert = started("alert")
+    store.finish_session(check, status="completed", ended_at=day_at(0))
+    assert store.latest_sessions(*groups) == as_read()
+    assert store.latest_sessions(*groups)[1]["id"] == alert
+    store.interrupt_running("the app stopped")  # a write of its own, not through update_session
+    latest = store.latest_sessions(*groups)
+    assert latest == as_read() and latest[1]["status"] == "interrupted"
+    store.close()
+
+
+def test_templates_print_values_as_bottle_prints_them(monkeypatch):
+    templates = claude_ops.Templates()
+    values = dict(text="<b>\"Tom\" & 'Jerry'</b>", nothing=None, number=7, raw="<i>kept</i>",
+                  data="caf\u00e9".encode())
+    source = "{{text}}|{{nothing}}|{{number}}|{{!raw}}|{{!nothing}}|{{data}}|{{get('absent', 'x')}}"
+    expected = bottle.SimpleTemplate(source=source, escape_func=html.escape).render(**values)
+    monkeypatch.setattr(claude_ops, "read_resource", lambda path: source.encode())
+    assert templates.render("probe", **values) == expected
+    assert expected == ("&lt;b&gt;&quot;Tom&quot; &amp; &#x27;Jerry&#x27;&lt;/b&gt;||7|<i>kept</i>||"
+                        "caf\u00e9|x")
 
 
 def day_at(days_ago, clock="00:00:01"):
