@@ -4288,8 +4288,8 @@ REQUEST_TIMEOUT_S = 5
 # session's pipes and log file: past the limit, no session could start.
 SPARE_FILES = 128
 MAX_CONNECTIONS = 4096
-# gevent's default is 100; each new connection's first request then runs before any request
-# already waiting, and a hundred streams starting at once held a health answer for 60 ms.
+# gevent's default is 100, and each connection accepted in a turn has its first request run
+# before any request that was already waiting.
 ACCEPTS_PER_TURN = 10
 
 
