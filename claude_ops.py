@@ -3757,8 +3757,8 @@ def stream_response():
 
 
 # Where the dashboard's parts that a session's row changes go in the page kept around them, in
-# the page's order. No page text can hold one: everything a user, the agent or the CLI writes
-# reaches a page escaped, "<" included.
+# the page's order, by the slot that Web.part() keeps each in. No page text can hold a mark:
+# everything a user, the agent or the CLI writes reaches a page escaped, "<" included.
 DASHBOARD_SLOTS = {"check": "<!-- the last check -->", "other": "<!-- the latest other session -->",
                    "stats": "<!-- the 30-day stats -->"}
 
@@ -3859,7 +3859,7 @@ class Web:
                      self.events.last_id)
         shown = self.store.version, frame_key
         if self.dashboard_cache[0] != shown:
-            self.latest_cards()
+            self.latest_cards()  # each renders again into its slot only what changed
             self.stats_card()
             pieces = self.dashboard_frame(frame_key)
             page = [pieces[0]]
