@@ -34,6 +34,8 @@ WORKDIR /app
 COPY requirements.txt deploy/constraints.txt ./
 RUN pip install --no-cache-dir --disable-pip-version-check -r requirements.txt -c constraints.txt
 COPY claude_ops.py ./
+# Its compiled code, which the app's user could not write here, so that no start compiles it anew.
+RUN python -m compileall -q claude_ops.py
 COPY templates templates
 COPY static static
 

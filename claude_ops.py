@@ -2,6 +2,24 @@
 """claude-ops: runs Claude Code sessions against a homelab, on a schedule and on demand, and shows
 them live in a browser dashboard. One process: a gevent WSGI server and one scheduler greenlet."""
 
+import os
+import sys
+
+# Run as a script, Python holds the file's whole syntax tree (about 6 MB) in memory until the
+# script ends; imported, the tree is freed once compiled, and the compiled code is cached for the
+# next start. So `python claude_ops.py` starts over at once as `python -P -m claude_ops`, found
+# through PYTHONPATH (-P: not through a claude_ops.py in the working folder); the agent gets
+# PYTHONPATH as it was (users_environment()).
+FORMER_PYTHONPATH_ENV = "CLAUDEOPS_FORMER_PYTHONPATH"
+if __name__ == "__main__" and __spec__ is None:
+    former_path = os.environ.get("PYTHONPATH", "")
+    search_path = os.pathsep.join(filter(None, [os.path.dirname(os.path.abspath(__file__)),
+                                                former_path]))
+    interpreter_options = sys.orig_argv[1:len(sys.orig_argv) - len(sys.argv)]
+    os.execve(sys.executable,
+              [sys.executable, *interpreter_options, "-P", "-m", "claude_ops", *sys.argv[1:]],
+              dict(os.environ, PYTHONPATH=search_path, **{FORMER_PYTHONPATH_ENV: former_path}))
+
 # gevent must patch the standard library before anything else imports it: Bottle builds its
 # thread-locals at import time, and they must be greenlet-locals.
 from gevent import monkey
@@ -25,7 +43,6 @@ import ipaddress
 import json
 import logging
 import math
-import os
 import re
 import resource
 import shutil
@@ -34,7 +51,6 @@ import socket
 import sqlite3
 import stat
 import struct
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -4622,6 +4638,17 @@ def restart_without_secrets():
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
 
 
+def users_environment(environ):
+    """`environ` as the user started the program: PYTHONPATH as it was before the script started
+    over as a module (at the top of this file)."""
+    environ = dict(environ)
+    if FORMER_PYTHONPATH_ENV in environ:
+        environ["PYTHONPATH"] = environ.pop(FORMER_PYTHONPATH_ENV)
+        if not environ["PYTHONPATH"]:
+            del environ["PYTHONPATH"]
+    return environ
+
+
 def received_secrets():
     """What restart_without_secrets() handed on, read from its pipe, which is then closed."""
     descriptor = os.environ.pop(SECRETS_FD_ENV, None)
@@ -4642,7 +4669,7 @@ def main(argv=None):
                         format="%(asctime)s %(levelname)s %(message)s")
     try:
         restart_without_secrets()
-        environ = dict(os.environ, **received_secrets())
+        environ = users_environment(dict(os.environ, **received_secrets()))
         config = load_config(argv, environ)
         raise_file_limit()
         listener = listen(config.host, config.port)  # before any state is written

@@ -94,12 +94,12 @@ def run_session(make_app, fake):
 
 @pytest.fixture
 def app_process(tmp_path, fake):
-    """app_process(**environ): claude_ops.py started as a program with the fake; killed at the
-    end of the test."""
+    """app_process(cwd=None, **environ): claude_ops.py started as a program with the fake, in
+    the working folder cwd; killed at the end of the test."""
     processes = []
 
-    def start(**settings):
-        processes.append(AppProcess(tmp_path, fake, **settings).start())
+    def start(cwd=None, **settings):
+        processes.append(AppProcess(tmp_path, fake, cwd, **settings).start())
         return processes[-1]
 
     yield start

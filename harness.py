@@ -201,7 +201,8 @@ def run_program(args, environ, timeout=30):
 class AppProcess:
     """claude_ops.py in a subprocess, as a user runs it."""
 
-    def __init__(self, tmp_path, fake, **settings):
+    def __init__(self, tmp_path, fake, cwd=None, **settings):
+        self.cwd = cwd
         self.port = free_port()
         self.environ = dict(os.environ, **fake.environ(), CLAUDEOPS_DASHBOARD_PORT=str(self.port),
                             CLAUDEOPS_STATE_DIR=str(tmp_path / "state"),
@@ -214,7 +215,7 @@ class AppProcess:
         with open(self.stderr_path, "ab") as stderr:
             self.process = subprocess.Popen(
                 [sys.executable, os.path.join(HERE, "claude_ops.py")], env=self.environ,
-                stdout=subprocess.DEVNULL, stderr=stderr)
+                cwd=self.cwd, stdout=subprocess.DEVNULL, stderr=stderr)
         wait_for(lambda: self.get("/api/v1/health") is not None or self.process.poll() is not None,
                  timeout=20, message="the app to answer")
         assert self.process.poll() is None, self.stderr_path.read_text()

@@ -4441,6 +4441,25 @@ def test_the_agent_cannot_read_the_apps_own_secrets_from_proc(app_process, tmp_p
     assert refused.value.code == 401
 
 
+@pytest.mark.parametrize("search_path", [None, "own-libraries"], ids=["no-pythonpath", "pythonpath"])
+def test_run_as_a_script_it_goes_on_as_its_own_module_and_the_agent_gets_the_users_environment(
+        app_process, fake, tmp_path, search_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "claude_ops.py").write_text("raise SystemExit('another claude_ops.py ran')\n")
+    settings = {"PYTHONPATH": str(tmp_path / search_path)} if search_path else {}
+    fake.plan(plan_ok())
+    app = app_process(cwd=elsewhere, **settings)
+    with open(f"/proc/{app.process.pid}/cmdline") as cmdline:
+        assert cmdline.read().split("\0")[1:4] == ["-P", "-m", "claude_ops"]
+    status, body = app.post_json("/api/v1/sessions/trigger", {"prompt": "look around"})
+    assert status == 201
+    agent_environ = wait_for(lambda: fake.runs(), message="the CLI to start")[0]["environ"]
+    assert agent_environ.get("PYTHONPATH") == settings.get("PYTHONPATH")
+    assert claude_ops.FORMER_PYTHONPATH_ENV not in agent_environ
+    wait_for(lambda: app.get(f"/api/v1/sessions/{body['id']}")["status"] == "completed")
+
+
 def test_a_second_instance_on_the_same_state_dir_refuses_to_start(app_process, fake, tmp_path):
     first = app_process()
     second = run_program([], dict(first.environ, CLAUDEOPS_DASHBOARD_PORT=str(free_port())),
