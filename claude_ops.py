@@ -449,7 +449,10 @@ class Templates:
         printed = []
         namespace = {**self.helpers, **values, "_printlist": printed.extend}
         namespace["get"] = namespace.get
-        exec(code, namespace)
+        try:
+            exec(code, namespace)
+        finally:
+            namespace.clear()  # it holds itself through `get`: a cycle only the collector frees
         return "".join(printed)
 
 
@@ -1627,23 +1630,13 @@ WAKE_BATCH = 50
 WAKE_INTERVAL_S = 0.05
 
 
-def release_freed_memory():
-    """Hands the memory that departed browsers' connections freed back to the system. glibc keeps
-    freed blocks in its heaps for reuse, so a thousand followers that left would otherwise stay in
-    the app's resident size for good. Elsewhere than glibc, nothing to do."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 class Subscriber:
     """One browser following a live transcript. Its queue is bounded: a browser that stops reading
     is dropped, so it can never hold the runner or the other browsers back."""
 
     def __init__(self, limit_bytes):
         self.limit_bytes = limit_bytes
-        self.pending = deque()
+        self.pending = []  # taken whole, never popped from: a list costs a deque's block less
         self.pending_bytes = 0
         self.wakeup = gevent.event.Event()
         self.dropped = False
@@ -1674,8 +1667,7 @@ class Subscriber:
         if not self.pending:
             self.wakeup.wait(timeout)
         self.wakeup.clear()
-        items = list(self.pending)
-        self.pending.clear()
+        items, self.pending = self.pending, []
         self.pending_bytes = 0
         return items
 
@@ -1756,7 +1748,6 @@ class Hub:
         self.templates = templates
         self.queue_bytes = queue_bytes
         self.live = {}
-        self.followers = 0  # subscribers not yet unsubscribed, of live or ended transcripts
 
     def open(self, session_id, path, started):
         transcript = self.live[session_id] = LiveTranscript(path, self.templates, started)
@@ -1777,16 +1768,12 @@ class Hub:
         transcript.flush()
         subscriber = Subscriber(self.queue_bytes)
         transcript.subscribers.add(subscriber)
-        self.followers += 1
         return subscriber, transcript.count
 
     def unsubscribe(self, session_id, subscriber):
         transcript = self.live.get(session_id)
         if transcript is not None:
             transcript.subscribers.discard(subscriber)
-        self.followers -= 1
-        if self.followers == 0:
-            release_freed_memory()
 
 
 class AppEvents:
@@ -3617,28 +3604,47 @@ class StaticFiles:
         return self.found[name]
 
 
+def joined_pieces(messages):
+    """`messages` joined into pieces of about SSE_CHUNK_BYTES: a write per piece, not a write per
+    message, nor one copy of a whole backlog per reader (as much memory as every backlog
+    together)."""
+    piece, size = [], 0
+    for message in messages:
+        piece.append(message)
+        size += len(message)
+        if size >= SSE_CHUNK_BYTES:
+            yield b"".join(piece)
+            piece, size = [], 0
+    if piece:
+        yield b"".join(piece)
+
+
 def live_messages(subscriber, after):
-    while True:
+    """What a subscriber is handed, as it comes, until `done`; a line the reader already has (it
+    resumed past the live count) is not sent twice. Between wakes it holds nothing it wrote, and
+    the empty piece makes the server let go of the last one it wrote, which it would keep until
+    the next: with a thousand followers, that was every follower's last write."""
+    ended = False
+    while not ended:
         items = subscriber.take(SSE_HEARTBEAT_S)
         if subscriber.dropped:
             return
         if not items:
             yield b": keep-alive\n\n"
             continue
-        # A line the reader already has (it resumed past the live count) is not sent twice. A
-        # reader that fell behind gets its backlog in pieces: one copy of it all per reader
-        # would cost as much memory as every backlog together.
-        chunk = bytearray()
-        for number, message in items:
-            if number is None or number > after:
-                chunk += message
-            if len(chunk) >= SSE_CHUNK_BYTES:
-                yield bytes(chunk)
-                chunk.clear()
-        if chunk:
-            yield bytes(chunk)
-        if items[-1][0] is None:
-            return
+        ended = items[-1][0] is None
+        yield from joined_pieces(message for number, message in items
+                                 if number is None or number > after)
+        items = None
+        yield b""
+
+
+def logged_messages(templates, path, after, upto, started):
+    """The SSE messages of a log's lines after `after` up to `upto` (all with None)."""
+    for number, record in read_log(path, after, upto) if path else ():
+        rendered = render_transcript_line(templates, record, number, started)
+        if rendered:
+            yield sse_message(number, rendered)
 
 
 def event_stream(hub, store, templates, session_id, path, after, started):
@@ -3647,19 +3653,11 @@ def event_stream(hub, store, templates, session_id, path, after, started):
     yield f"retry: {SSE_RETRY_MS}\n\n".encode()
     subscriber, upto = hub.subscribe(session_id)
     try:
-        chunk = bytearray()
-        for number, record in read_log(path, after, upto) if path else ():
-            rendered = render_transcript_line(templates, record, number, started)
-            if rendered:
-                chunk += sse_message(number, rendered)
-            if len(chunk) >= SSE_CHUNK_BYTES:
-                yield bytes(chunk)
-                chunk.clear()
+        yield from joined_pieces(logged_messages(templates, path, after, upto, started))
+        yield b""  # the server lets go of the backlog's last piece (see live_messages)
         if subscriber is None:
-            yield bytes(chunk) + sse_done(store.session(session_id)["status"])
+            yield sse_done(store.session(session_id)["status"])
             return
-        if chunk:
-            yield bytes(chunk)
         yield from live_messages(subscriber, after)
     finally:
         if subscriber is not None:
@@ -3817,6 +3815,11 @@ class Web:
         return self.page(name, title, status=status, **values)
 
     def error_page(self, error):
+        # Its traceback holds the frames of the request, and its connection through them, in a
+        # cycle that only a full garbage collection frees; Bottle has written out what it shows.
+        for raised in (error, error.exception):
+            if isinstance(raised, BaseException):
+                raised.__traceback__ = None
         status = error.status_code
         if error.exception is not None or not (isinstance(error.body, str) and error.body):
             message = HTTP_REASONS.get(status, "Error")  # never the text of an exception
@@ -4309,6 +4312,41 @@ MAX_CONNECTIONS = 4096
 ACCEPTS_PER_TURN = 10
 
 
+# More connections than a household's browsers open: a crowd, whose memory is worth handing back.
+CROWD_CONNECTIONS = 100
+
+
+C_LIBRARY = ctypes.CDLL(None)  # the process's own C library, loaded already
+
+
+def release_freed_memory():
+    """Hands freed memory back to the system. glibc keeps freed blocks in its heap for reuse, so
+    what a thousand connections held would stay in the app's resident size for good. Elsewhere
+    than glibc, nothing to do."""
+    try:
+        C_LIBRARY.malloc_trim(0)
+    except AttributeError:
+        pass
+
+
+class Server(gevent.pywsgi.WSGIServer):
+    """pywsgi's server, which hands memory back to the system once a crowd has gone: when the
+    open connections fall to a quarter of the most since the last time, that most a crowd.
+    Streams end before their connections close, so this counts connections, not streams."""
+
+    most_open = 0
+
+    def handle(self, sock, address):
+        self.most_open = max(self.most_open, len(self.pool))
+        try:
+            super().handle(sock, address)
+        finally:
+            still_open = len(self.pool) - 1  # this connection's greenlet ends after this
+            if self.most_open >= CROWD_CONNECTIONS and still_open <= self.most_open // 4:
+                self.most_open = still_open
+                release_freed_memory()
+
+
 class RequestHandler(gevent.pywsgi.WSGIHandler):
     """pywsgi's handler with a deadline on each request's arrival, head and body: a client that
     sends nothing, or too slowly, is disconnected instead of holding a connection forever. The
@@ -4328,9 +4366,25 @@ class RequestHandler(gevent.pywsgi.WSGIHandler):
     def handle_one_response(self):
         if self.read_body():
             self.deadline.cancel()
-            super().handle_one_response()
+            try:
+                super().handle_one_response()
+            finally:
+                # Bottle keeps the headers and query it parsed in the environ, and they refer
+                # back to it: a cycle that only a full garbage collection frees, which held each
+                # closed connection's read buffer (through wsgi.input) for minutes.
+                self.environ.clear()
         else:
             self.close_connection = True
+
+    def write(self, data):
+        """Writes as pywsgi does. A response of unknown length (a stream) needs nothing of its
+        request once its head is sent: what pywsgi and Bottle parsed of it goes then, rather
+        than stay for as long as a stream follows its session, a thousand times over."""
+        sending_head = not self.headers_sent
+        super().write(data)
+        if sending_head and self.response_use_chunked:
+            self.environ.clear()
+            self.headers = self.response_headers = None
 
     def read_body(self):
         """Reads a body of up to MAX_BODY_BYTES before the app runs, so that the app never waits on
@@ -4358,9 +4412,8 @@ def wsgi_server(listener, application):
     thousand browsers, or one reconnecting after a restart) waits its turn behind the requests
     already in hand rather than ahead of them."""
     file_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    server = gevent.pywsgi.WSGIServer(listener, application, log=None, error_log=log,
-                                      handler_class=RequestHandler,
-                                      spawn=gevent.pool.Pool(connection_limit(file_limit)))
+    server = Server(listener, application, log=None, error_log=log, handler_class=RequestHandler,
+                    spawn=gevent.pool.Pool(connection_limit(file_limit)))
     server.max_accept = ACCEPTS_PER_TURN
     return server
 

@@ -4,9 +4,11 @@ Code CLI against a loopback stand-in of the Messages API, and headless Chromium 
 The fixtures are in conftest.py, what they stand on in harness.py."""
 
 import datetime
+import gc
 import html
 import http.client
 import importlib.metadata
+import inspect
 import json
 import os
 import re
@@ -20,6 +22,7 @@ import struct
 import subprocess
 import sys
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 import zipfile
@@ -611,6 +614,65 @@ def test_a_client_that_never_reads_is_dropped_while_the_others_finish(held_sessi
     stalled.close()
     assert b"event: done" not in received and b"line 39999<" not in received
     assert subscriber_count(app) == 0
+
+
+def read_until_big_line(reader):
+    while "x" * 1000 not in reader.read_event().get("data", ""):
+        pass
+
+
+def test_followers_keep_neither_their_request_nor_what_they_wrote_while_they_wait(held_session):
+    # Each of a thousand followers kept the request it came with and its last write for as long
+    # as its session ran: tens of megabytes.
+    steps = [{"print": INIT}, hold("burst"), {"flood_stdout": 300}, {"big_line": 30000},
+             hold("quiet"), {"print": result()}]
+    with held_session(steps, prompt="burst", serve=True) as held:
+        app = held.app
+        readers = [SSEClient(app.port, "/sessions/1/stream") for _ in range(20)]
+        wait_for(lambda: subscriber_count(app) == 20, message="20 subscribers")
+        tracemalloc.start()
+        try:
+            before = tracemalloc.take_snapshot()
+            held.release("burst")
+            held.wait_held("quiet")
+            gevent.joinall([gevent.spawn(read_until_big_line, reader) for reader in readers],
+                           timeout=60, raise_error=True)
+            readers.append(SSEClient(app.port, "/sessions/1/stream"))  # it all comes as backlog
+            read_until_big_line(readers[-1])
+            after = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+        source, first = inspect.getsourcelines(claude_ops.joined_pieces)
+        kept = sum(stat.size_diff for stat in after.compare_to(before, "lineno")
+                   if stat.traceback[0].filename == claude_ops.__file__
+                   and first <= stat.traceback[0].lineno < first + len(source))
+        delivered = sum(len(event["data"]) for reader in readers for event in reader.messages())
+        # Less than the one big line, which each of the 21 wrote last.
+        assert delivered > 21 * 30000 and kept < 30000, (kept, delivered)
+        handlers = [handler for handler in gc.get_objects()
+                    if isinstance(handler, claude_ops.RequestHandler)
+                    and handler.server.server_port == app.port]
+        assert len(handlers) == 21
+        assert [(handler.environ, handler.headers) for handler in handlers] == [({}, None)] * 21
+    for reader in readers:
+        reader.close()
+
+
+def test_a_closed_connection_is_freed_at_once_not_by_the_garbage_collector(make_app):
+    # Bottle's parsed headers and the environ refer to each other; the environ holds the
+    # connection's read buffer. Freed only by a full collection, a crowd's stayed for minutes.
+    app = make_app(serve=True)
+    gc.collect()
+    gc.disable()
+    try:
+        for path in ["/api/v1/health", "/", "/sessions?status=failed", "/sessions/1/stream"]:
+            assert served_request(app, "GET", path)[0] in (200, 404)
+        wait_for(lambda: not [handler for handler in gc.get_objects()
+                              if isinstance(handler, claude_ops.RequestHandler)],
+                 message="the connections' handlers to end")
+        assert [item for item in gc.get_objects() if isinstance(item, gevent.pywsgi.Input)] == []
+    finally:
+        gc.enable()
 
 
 def test_a_line_wakes_a_crowd_of_followers_a_batch_at_a_time(held_session):
