@@ -436,7 +436,7 @@ class Templates:
     def __init__(self, **helpers):
         self.compiled = {}
         self.helpers = dict(helpers, partial=self.render, _str=template_text,
-                            _escape=escaped_template_text)
+                            _escape=escaped_template_text, __builtins__=__builtins__)
 
     def code(self, name):
         source = read_resource(f"templates/{name}.tpl").decode("utf-8")
@@ -445,14 +445,15 @@ class Templates:
         return code
 
     def render(self, name, **values):
+        """The template's code runs with the helpers as its globals and `values` as its locals,
+        which its names are looked up in first, as they would be in one namespace of both."""
         code = self.compiled.get(name) or self.code(name)
         printed = []
-        namespace = {**self.helpers, **values, "_printlist": printed.extend}
-        namespace["get"] = namespace.get
+        values["_printlist"], values["get"] = printed.extend, values.get
         try:
-            exec(code, namespace)
+            exec(code, self.helpers, values)
         finally:
-            namespace.clear()  # it holds itself through `get`: a cycle only the collector frees
+            values.clear()  # it holds itself through `get`: a cycle only the collector frees
         return "".join(printed)
 
 
@@ -3528,17 +3529,25 @@ def check_body_size(request):
         refuse(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
 
 
+def header(environ, name):
+    """A request header by its WSGI name (HTTP_HOST) as Bottle's get_header() decodes it, read
+    without the header dict that Bottle builds for the first header asked for: the guard asks
+    at every request, and most requests ask for nothing more."""
+    value = environ.get(name, "")
+    return value if value.isascii() else value.encode("latin-1").decode("utf-8")
+
+
 def check_request(request, allowed_hosts, password, api_token, sign_in_failures):
     """Raises the HTTPError that refuses `request`: bytes that are not UTF-8, a foreign Host (DNS
     rebinding), no password (or API token), a cross-site change, a body too large or of unknown
     length."""
     if not is_utf8_request(request.environ):
         refuse(400, "The address or a header of the request is not valid UTF-8.")
-    host = host_name(request.get_header("Host", ""))
+    host = host_name(header(request.environ, "HTTP_HOST"))
     if not (is_ip_literal(host) or host in allowed_hosts):
         refuse(403, f"This dashboard does not answer to the host name {host!r}. "
                     "Add it to CLAUDEOPS_ALLOWED_HOSTS to allow it.")
-    authorization = request.get_header("Authorization", "")
+    authorization = header(request.environ, "HTTP_AUTHORIZATION")
     if password and request.path not in UNGUARDED_PATHS:
         check_credentials(request, password_matches(authorization, password) or (
             request.path.startswith("/api/v1/") and token_matches(authorization, api_token)),

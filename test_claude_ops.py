@@ -3935,6 +3935,15 @@ def test_a_host_name_with_a_trailing_dot_is_the_same_name(make_app):
         client.get("/api/v1/health", extra_environ={"HTTP_HOST": host}, status=403)
 
 
+def test_a_host_name_in_utf8_is_read_as_utf8(make_app):
+    # WSGI hands headers over as Latin-1; the name the operator allowed is UTF-8.
+    app = make_app(allowed_hosts=("café.lan",))
+    client = webtest.TestApp(app.web)
+    as_sent = "café.lan".encode("utf-8").decode("latin-1")
+    client.get("/api/v1/health", extra_environ={"HTTP_HOST": as_sent}, status=200)
+    client.get("/api/v1/health", extra_environ={"HTTP_HOST": "café.lan"}, status=400)  # é alone
+
+
 def served_request(app, method, path, body=None, **headers):
     """One request to a served app over loopback: (status, headers as a dict, body)."""
     connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
