@@ -428,15 +428,16 @@ def escaped_template_text(value):
 class Templates:
     """SimpleTemplates compiled once, with the helpers every template may call, `partial` among
     them: a page includes the same partials that htmx and SSE receive alone. Bottle parses and
-    compiles each template; its code then runs here in one namespace made at once, since
-    SimpleTemplate.render builds it again from four dicts and two partials at each call, which
-    made a two-line partial (a badge, a table row) cost more than its HTML. The names it gives
-    that code are the ones Bottle's generated code reads (_printlist, _str, _escape, get)."""
+    compiles each template; its code then runs here with the helpers as its globals, made once,
+    since SimpleTemplate.render builds a namespace again from four dicts and two partials at
+    each call, which made a two-line partial (a badge, a table row) cost more than its HTML.
+    The names it gives that code are the ones Bottle's generated code reads (_printlist, _str,
+    _escape, get)."""
 
     def __init__(self, **helpers):
         self.compiled = {}
         self.helpers = dict(helpers, partial=self.render, _str=template_text,
-                            _escape=escaped_template_text, __builtins__=__builtins__)
+                            _escape=escaped_template_text)
 
     def code(self, name):
         source = read_resource(f"templates/{name}.tpl").decode("utf-8")
@@ -445,15 +446,12 @@ class Templates:
         return code
 
     def render(self, name, **values):
-        """The template's code runs with the helpers as its globals and `values` as its locals,
-        which its names are looked up in first, as they would be in one namespace of both."""
+        """The template's code runs with `values` as its locals, where its names are looked up
+        before the helpers, as they would be in one namespace of both."""
         code = self.compiled.get(name) or self.code(name)
         printed = []
         values["_printlist"], values["get"] = printed.extend, values.get
-        try:
-            exec(code, self.helpers, values)
-        finally:
-            values.clear()  # it holds itself through `get`: a cycle only the collector frees
+        exec(code, self.helpers, values)
         return "".join(printed)
 
 
