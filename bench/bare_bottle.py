@@ -12,6 +12,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import gc
 import sys
 
 import bottle
@@ -30,7 +31,11 @@ def main():
         bottle.response.content_type = "text/html; charset=utf-8"
         return body
 
-    claude_ops.wsgi_server(claude_ops.listen("127.0.0.1", port), web).serve_forever()
+    server = claude_ops.wsgi_server(claude_ops.listen("127.0.0.1", port), web)
+    server.start()
+    gc.collect()  # as claude_ops.py's main() does once it has started
+    gc.freeze()
+    server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import gc
 import itertools
 import os
 import signal
@@ -57,6 +58,8 @@ def main():
     print(f"row update: {update_us:.1f} us", file=sys.stderr, flush=True)
     app.web = changing_dashboard(app.web, change)
     app.start(listener)
+    gc.collect()  # as main() does once the app has started
+    gc.freeze()
     stopped = gevent.event.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stopped.set)
