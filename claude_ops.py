@@ -4383,6 +4383,10 @@ class RequestHandler(gevent.pywsgi.WSGIHandler):
         else:
             self.close_connection = True
 
+    def log_request(self):
+        """Nothing: the server has no access log (log=None), and pywsgi would format each
+        request's line only to throw it away."""
+
     def write(self, data):
         """Writes as pywsgi does. A response of unknown length (a stream) needs nothing of its
         request once its head is sent: what pywsgi and Bottle parsed of it goes then, rather
