@@ -1550,16 +1550,20 @@ def count_lines(path):
         return 0
 
 
-def rendered_lines(templates, path, started, after, upto, response=None):
-    """Lines `after` + 1 to `upto` of a log, rendered with their time since `started` (those
-    without entries left out); `response`: the final response, which the page shows above them."""
+def rendered_records(templates, path, started, after, upto, response=None):
+    """(number, HTML) of lines `after` + 1 to `upto` (all with None) of a log, rendered with
+    their time since `started` (those without entries left out); `response`: the final
+    response, which the page shows above them."""
     shown_response = response and shorten(response, DISPLAY_TEXT_CHARS)
-    lines = []
     for number, record in read_log(path, after=after, upto=upto):
         rendered = render_transcript_line(templates, record, number, started, shown_response)
         if rendered:
-            lines.append(rendered)
-    return lines
+            yield number, rendered
+
+
+def rendered_lines(templates, path, started, after, upto, response=None):
+    """The HTML of rendered_records()."""
+    return [text for _, text in rendered_records(templates, path, started, after, upto, response)]
 
 
 def last_lines(templates, path, started, count=TRANSCRIPT_PAGE_LINES, response=None):
@@ -3646,21 +3650,14 @@ def live_messages(subscriber, after):
         yield b""
 
 
-def logged_messages(templates, path, after, upto, started):
-    """The SSE messages of a log's lines after `after` up to `upto` (all with None)."""
-    for number, record in read_log(path, after, upto) if path else ():
-        rendered = render_transcript_line(templates, record, number, started)
-        if rendered:
-            yield sse_message(number, rendered)
-
-
 def event_stream(hub, store, templates, session_id, path, after, started):
     """A session's transcript as SSE from line `after` on: what the log holds, then, while the
     session runs, each new line as it comes, then `done`. Times are counted from `started`."""
     yield f"retry: {SSE_RETRY_MS}\n\n".encode()
     subscriber, upto = hub.subscribe(session_id)
     try:
-        yield from joined_pieces(logged_messages(templates, path, after, upto, started))
+        logged = rendered_records(templates, path, started, after, upto) if path else ()
+        yield from joined_pieces(sse_message(number, text) for number, text in logged)
         yield b""  # the server lets go of the backlog's last piece (see live_messages)
         if subscriber is None:
             yield sse_done(store.session(session_id)["status"])
